@@ -1,0 +1,61 @@
+"""Small figure helpers shared by chapters."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from nnlearn.data.toy import grid
+
+
+def decision_map(ax, predict, *, low=-1.0, high=1.0, n=151, X=None, y=None, cmap="RdBu_r", vmin=0.0, vmax=1.0, **imshow):
+    """Colour the square [low, high]^2 by ``predict(points)`` and overlay labelled points.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    predict : callable, float32 array (M, 2) -> array-like (M,), e.g. P(class 1)
+    X, y : optional data to overlay, shapes (N, 2) and (N,)
+
+    Returns
+    -------
+    The ``AxesImage``.
+    """
+    points, xs = grid(low, high, n)
+    values = predict(points)
+    if isinstance(values, torch.Tensor):
+        values = values.detach().numpy()
+    values = np.asarray(values, dtype=float).reshape(n, n)
+    im = ax.imshow(values, origin="lower", extent=(low, high, low, high), cmap=cmap, vmin=vmin, vmax=vmax, **imshow)
+    if X is not None:
+        ax.scatter(X[:, 0], X[:, 1], c=y, cmap=cmap, s=6, edgecolors="k", linewidths=0.2)
+    ax.set_xlim(low, high)
+    ax.set_ylim(low, high)
+    ax.set_aspect("equal")
+    return im
+
+
+def image_grid(images, *, ncols: int = 10, titles=None, cmap="RdBu_r", symmetric: bool = True, size: float = 1.2):
+    """Show images (N, H, W) in a grid, each with its own symmetric colour scale.
+
+    Returns
+    -------
+    (fig, axes)
+    """
+    images = np.asarray(images, dtype=float)
+    if images.ndim != 3:
+        raise ValueError(f"images must have shape (N, H, W), got {images.shape}")
+    n = len(images)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        lim = np.abs(images[i]).max() or 1.0
+        kw = {"vmin": -lim, "vmax": lim} if symmetric else {}
+        ax.imshow(images[i], cmap=cmap, **kw)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=8)
+    return fig, axes
