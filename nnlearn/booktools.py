@@ -54,7 +54,7 @@ def baseline(md_path: str | os.PathLike, timeout: int = 600) -> Path:
     NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(md_path.parent)}}).execute()
     elapsed = time.perf_counter() - start
     out = md_path.with_suffix(".ipynb")
-    tmp = out.with_suffix(".ipynb.tmp")
+    tmp = out.with_name(f".{out.stem}.tmp.ipynb")
     jupytext.write(strip_outputs(nb), tmp, fmt="ipynb")
     os.replace(tmp, out)
     print(f"{out}: executed in {elapsed:.1f} s")

@@ -53,7 +53,8 @@ def image_grid(images, *, ncols: int = 10, titles=None, cmap="RdBu_r", symmetric
         ax.axis("off")
         if i >= n:
             continue
-        lim = np.abs(images[i]).max() or 1.0
+        lim = np.nanmax(np.abs(images[i])) if np.isfinite(images[i]).any() else 1.0
+        lim = lim or 1.0
         kw = {"vmin": -lim, "vmax": lim} if symmetric else {}
         ax.imshow(images[i], cmap=cmap, **kw)
         if titles is not None:

@@ -103,3 +103,30 @@ def load_results(folder: str | os.PathLike | None = None) -> dict[str, dict]:
         data["rows"] = [Row(**r) for r in data["rows"]]
         found[data["slug"]] = data
     return found
+
+
+def toc_chapters(toc_path: str | os.PathLike, skip=("intro", "toolkit-tour", "scorecard")) -> list[str]:
+    """Chapter slugs listed in a Jupyter Book ``_toc.yml``, in order, without the shell pages."""
+    import re
+
+    text = Path(toc_path).read_text()
+    slugs = [Path(m).stem for m in re.findall(r"^\s*-?\s*(?:file|root):\s*(\S+)", text, flags=re.M)]
+    return [s for s in slugs if s not in skip]
+
+
+def scorecard(chapters: list[str], folder: str | os.PathLike | None = None):
+    """Summary and rows for every chapter: ``(summary_rows, detail, missing)``.
+
+    summary_rows : list of (slug, title, counts per verdict) for chapters that recorded results
+    detail : {slug: recorded data}
+    missing : chapters in ``chapters`` with no recorded results (not run yet)
+    """
+    found = load_results(folder)
+    summary, missing = [], []
+    for slug in chapters:
+        if slug not in found:
+            missing.append(slug)
+            continue
+        counts = {v: sum(r.verdict == v for r in found[slug]["rows"]) for v in VERDICTS}
+        summary.append((slug, found[slug]["title"], counts))
+    return summary, {s: found[s] for s in chapters if s in found}, missing
