@@ -68,3 +68,21 @@ def test_strip_outputs_keeps_text_only():
     out = strip_outputs(nb).cells[0].outputs
     assert [o.get("data", {}).keys() for o in out if "data" in o] == [{"text/plain": 1}.keys()]
     assert out[-1]["text"] == "1.23\n" and json.dumps(out).count("image/png") == 0
+
+
+def test_a_failing_cell_fails_the_build(tmp_path):
+    """The book's own _config.yml must turn an exception in any cell into a failed build."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/bad\n")
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "intro.md").write_text("# Intro\n")
+    header = (ROOT / "book" / "toolkit-tour.md").read_text().split("---", 2)[1]
+    (tmp_path / "book" / "bad.md").write_text(f"---{header}---\n\n# Bad\n\n```{{code-cell}} ipython3\nraise RuntimeError('boom')\n```\n")
+    jb = Path(sys.executable).parent / "jupyter-book"
+    run = subprocess.run([str(jb), "build", ".", "--path-output", ".", "-q"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0, "a cell raised, yet the build succeeded"
+    assert "boom" in run.stdout + run.stderr or "CellExecutionError" in run.stdout + run.stderr

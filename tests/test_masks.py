@@ -1,0 +1,172 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy import stats
+
+from nnlearn import masks as M
+from nnlearn.data import circle_data
+from nnlearn.ensemble import Ensemble
+from nnlearn.models import MLP
+from nnlearn.train import fit
+
+
+@pytest.fixture(scope="module")
+def nets():
+    ens = Ensemble.from_seeds(lambda s: MLP([2, 6, 2], seed=s), [0, 1, 2])
+    X, y = circle_data(50, 3)
+    return ens, X, y
+
+
+def test_source_masks_reproduce_the_printed_draws():
+    masks = M.source_masks()
+    assert set(masks) == {0.25, 0.5, 0.75}
+    assert all(m.shape == (1000, 20) and m.dtype == np.float32 for m in masks.values())
+    # The source reports 5 all-on masks and 952 distinct masks at p = 0.75, and node 14 alone
+    # missing 3 times: all three follow from seed 17 and "rand < p".
+    summary = M.mask_summary(masks[0.75])
+    assert summary["all_on"] == 5 and summary["distinct"] == 952
+    only_14_off = M.single_removal_masks(20)[14]
+    assert (masks[0.75] == only_14_off).all(1).sum() == 3
+
+
+def test_bernoulli_and_single_removal_masks():
+    m = M.bernoulli_masks(4000, 10, 0.3, seed=1)
+    assert m.shape == (4000, 10) and abs(m.mean() - 0.3) < 0.02
+    assert np.array_equal(m, M.bernoulli_masks(4000, 10, 0.3, seed=1))
+    s = M.single_removal_masks(4)
+    assert np.array_equal(s.sum(1), [3, 3, 3, 3]) and np.all(np.diag(s) == 0)
+
+
+def test_hypercube_paths_flip_each_node_once():
+    paths = M.hypercube_paths(50, 7, 0.5, seed=3)
+    assert paths.shape == (50, 8, 7)
+    steps = np.abs(np.diff(paths, axis=1)).sum(-1)
+    assert np.all(steps == 1)  # one node per step
+    assert np.array_equal(paths[:, -1], 1 - paths[:, 0])  # ends at the complement
+    assert np.array_equal(np.abs(np.diff(paths, axis=1)).sum(1), np.ones((50, 7)))  # each node once
+
+
+def test_mask_losses_match_autograd_through_the_model(nets):
+    ens, X, y = nets
+    masks = M.bernoulli_masks(9, 6, 0.5, seed=0)
+    masks[0] = 0.3  # fractional masks work too
+    losses, grads = M.mask_losses(M.stacked_params(ens), X, y, masks, chunk=4)
+    assert losses.shape == (3, 9) and grads.shape == (3, 9, 6)
+    for k in range(3):
+        model = ens.member(k)
+        m = torch.tensor(masks, requires_grad=True)
+        out = model(torch.as_tensor(X), masks=m[:, None, :])  # (9, N, 2)
+        per_mask = F.cross_entropy(out.transpose(1, 2), torch.as_tensor(y).expand(9, -1), reduction="none").mean(1)
+        per_mask.sum().backward()
+        assert np.allclose(losses[k], per_mask.detach().numpy(), atol=1e-5)
+        assert np.allclose(grads[k], m.grad.numpy(), atol=1e-5)
+    no_grad = M.mask_losses(M.stacked_params(ens), X, y, masks, with_grad=False)
+    assert no_grad[1] is None and np.allclose(no_grad[0], losses)
+
+
+def test_pointwise_grads_average_to_mask_grads(nets):
+    ens, X, y = nets
+    P = M.stacked_params(ens)
+    loss, grad = M.pointwise_mask_grads(P, X, y)
+    full_loss, full_grad = M.mask_losses(P, X, y, np.ones((1, 6), np.float32))
+    assert np.allclose(loss.mean(1), full_loss[:, 0], atol=1e-6)
+    assert np.allclose(grad.mean(1), full_grad[:, 0], atol=1e-6)
+    p_in = M.predict_inside(P, X)
+    soft = torch.softmax(ens(torch.as_tensor(X)), -1)[..., 0].detach().numpy()
+    assert np.allclose(p_in, soft, atol=1e-6)
+
+
+def test_glorot_uniform_mlp_and_training_match_fit():
+    net = M.glorot_uniform_mlp([2, 20, 2], seed=4)
+    limit = math.sqrt(6 / 22)
+    w_max = float(net.layers[0].weight.detach().abs().max())
+    assert 0.8 * limit < w_max <= limit
+    assert float(net.layers[1].bias.detach().abs().max()) == 0.0
+    ens, X, y = M.train_circle_nets([4, 9], n_train=100, hidden=5, epochs=3, batch_size=32, eps=1e-8)
+    assert X.shape == (2, 100, 2) and y.shape == (2, 100)
+    for k, s in enumerate([4, 9]):
+        ref = M.glorot_uniform_mlp([2, 5, 2], seed=s)
+        fit(ref, X[k], y[k], loss="ce", optimizer="adam", lr=0.01, epochs=3, batch_size=32, seed=s)
+        got = ens.member(k)
+        assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(ref.parameters(), got.parameters()))
+
+
+def test_fixed_width_kde_matches_direct_formula():
+    v = np.random.default_rng(0).normal(size=300)
+    pts = np.linspace(-3, 3, 25)
+    direct = stats.norm.pdf((pts[:, None] - v[None, :]) / 0.03).mean(1) / 0.03
+    assert np.allclose(M.fixed_width_kde(v, 0.03, pts), direct, rtol=1e-6, atol=1e-9)
+
+
+def test_normality_and_lag_correlations():
+    rng = np.random.default_rng(1)
+    normal = M.normality_check(rng.normal(size=2000))
+    skewed = M.normality_check(rng.lognormal(size=2000))
+    assert normal["p_value"] > 0.001 and skewed["p_value"] < 1e-6 and skewed["skew"] > 1
+    walk = np.cumsum(rng.normal(size=(400, 6)), axis=1)
+    start, end = M.lag_correlations(walk)
+    assert start[0] == pytest.approx(1) and end[0] == pytest.approx(1)
+    assert np.all(np.diff(start) < 0)
+    assert np.allclose(start, np.corrcoef(walk, rowvar=False)[0])
+
+
+def test_residualise_and_symmetric_scores(nets):
+    ens, X, _ = nets
+    x = np.arange(10.0)
+    assert np.allclose(M.residualise(3 * x + 2, x), 0, atol=1e-9)
+    P = M.stacked_params(ens)
+    contrib, _ = M.node_contributions(P, X)
+    m = M.bernoulli_masks(20, 6, 0.5, seed=2)
+    assert np.allclose(M.half_network_deviation(contrib[0], m), M.half_network_deviation(contrib[0], 1 - m), atol=1e-6)
+    assert np.allclose(M.direction_imbalance(P, m), M.direction_imbalance(P, 1 - m), atol=1e-6)
+
+
+def test_bias_like_nodes_finds_a_constant_node():
+    net = MLP([2, 3, 2], seed=0)
+    with torch.no_grad():
+        net.layers[0].weight.copy_(torch.tensor([[0.01, 0.0], [1.0, 0.0], [0.0, 0.0]]))
+        net.layers[0].bias.copy_(torch.tensor([1.0, 0.0, -1.0]))  # constant, half-plane, dead
+    found = M.bias_like_nodes(M.stacked_params(net))
+    assert found.tolist() == [[True, False, False]]
+
+
+def test_text_table_aligns_columns():
+    text = M.text_table(["p", "mean"], [[0.25, "1.0"], [0.5, "0.88"]])
+    lines = text.splitlines()
+    assert len(lines) == 4 and len({len(line) for line in lines}) == 1
+    with pytest.raises(ValueError, match="row 1 has 1 cells"):
+        M.text_table(["a", "b"], [[1, 2], [3]])
+
+
+def test_bad_inputs_raise_clear_errors(nets):
+    ens, X, y = nets
+    P = M.stacked_params(ens)
+    with pytest.raises(ValueError, match="p must lie"):
+        M.bernoulli_masks(3, 4, 1.5, seed=0)
+    with pytest.raises(TypeError, match="n_paths"):
+        M.hypercube_paths(2.5, 4)
+    with pytest.raises(ValueError, match="masks must have shape"):
+        M.mask_losses(P, X, y, np.ones((3, 5), np.float32))
+    with pytest.raises(ValueError, match="two-class"):
+        M.mask_losses(P, X, np.full(len(y), 2), np.ones((1, 6), np.float32))
+    with pytest.raises(ValueError, match="params: missing"):
+        M.mask_losses({"layers.0.weight": P["layers.0.weight"]}, X, y, np.ones((1, 6), np.float32))
+    with pytest.raises(TypeError, match="params must be a mapping"):
+        M.node_contributions([1, 2], X)
+    with pytest.raises(ValueError, match="X must have shape"):
+        M.node_contributions(P, np.ones((4, 3), np.float32))
+    with pytest.raises(ValueError, match="width must be > 0"):
+        M.fixed_width_kde([1.0, 2.0], 0.0, [1.0])
+    with pytest.raises(ValueError, match="at least 20"):
+        M.normality_check([1.0, 2.0])
+    with pytest.raises(ValueError, match="series must have shape"):
+        M.lag_correlations(np.ones(5))
+    with pytest.raises(TypeError, match="model must be an MLP"):
+        M.stacked_params("net")
+    with pytest.raises(ValueError, match="seeds must hold"):
+        M.train_circle_nets([])
+    with pytest.raises(ValueError, match="mask must have shape"):
+        M.pointwise_mask_grads(P, X, y, mask=np.ones(3))
