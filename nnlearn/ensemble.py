@@ -154,8 +154,8 @@ def train_ensemble(
 
     Parameters
     ----------
-    X : shape (N, n_in), shared by all members
-    y : shape (N,)
+    X : shape (N, n_in) shared by all members, or (K, N, n_in): each member its own data
+    y : shape (N,), or (K, N) with per-member X
     seeds : sequence of K ints, optional
         Mini-batch order seed of each member (default 0..K-1); unused for full-batch training.
     snapshot_every : int, optional
@@ -163,8 +163,14 @@ def train_ensemble(
     """
     X, y = as_tensor(X, torch.float32), as_tensor(y)
     K = len(ens)
-    if len(X) != len(y) or len(X) == 0:
-        raise ValueError(f"X and y must be non-empty with equal lengths, got {len(X)} and {len(y)}")
+    per_member = X.ndim == 3
+    if per_member and (X.shape[0] != K or y.shape[:1] != (K,)):
+        raise ValueError(f"per-member data needs X of shape (K={K}, N, n_in) and y of shape (K, N), got {tuple(X.shape)} and {tuple(y.shape)}")
+    n = X.shape[-2]
+    if y.shape[-1] != n or n == 0:
+        raise ValueError(f"X and y must be non-empty with equal lengths, got {n} and {y.shape[-1]}")
+    rows = torch.arange(K).unsqueeze(1)
+    yk = y if per_member else y.expand(K, *y.shape)
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
     check_choice("loss", loss, LOSSES)
@@ -173,7 +179,7 @@ def train_ensemble(
         raise ValueError(f"seeds: expected {K} seeds (one per member), got {len(seeds)}")
     opt = make_optimizer(list(ens.params.values()), optimizer, lr, momentum, weight_decay)
     gens = [make_generator(s) for s in seeds]
-    full_batch = batch_size is None or batch_size >= len(X)
+    full_batch = batch_size is None or batch_size >= n
     per_loss = lambda out, yy: member_losses(out, yy, loss)  # noqa: E731  (K, N, .) -> (K,)
     losses, accs, snaps, snap_epochs = [], [], [], []
     if snapshot_every:
@@ -183,21 +189,21 @@ def train_ensemble(
         if full_batch:
             batches = [None]
         else:  # each member draws its own order, exactly as fit() would with its seed
-            orders = [epoch_batches(len(X), batch_size, g, shuffle) for g in gens]
+            orders = [epoch_batches(n, batch_size, g, shuffle) for g in gens]
             batches = [torch.stack(parts) for parts in zip(*orders)]
         for idx in batches:
             opt.zero_grad()
             if idx is None:
-                out = ens(X, **forward_kwargs)
-                total = per_loss(out, y.expand(K, *y.shape)).sum()
+                out = ens(X, per_member=per_member, **forward_kwargs)
+                total = per_loss(out, yk).sum()
             else:
-                out = ens(X[idx], per_member=True, **forward_kwargs)
-                total = per_loss(out, y[idx]).sum()
+                xb = X[rows, idx] if per_member else X[idx]
+                out = ens(xb, per_member=True, **forward_kwargs)
+                total = per_loss(out, yk[rows, idx]).sum()
             total.backward()
             opt.step()
         with torch.no_grad():
-            out = ens(X, **forward_kwargs)
-            yk = y.expand(K, *y.shape)
+            out = ens(X, per_member=per_member, **forward_kwargs)
             losses.append(per_loss(out, yk).numpy().copy())
             accs.append((predict_labels(out, loss) == yk.long()).float().mean(-1).numpy().copy())
         if snapshot_every and (epoch + 1) % snapshot_every == 0:

@@ -98,3 +98,17 @@ def test_bad_input():
         train_ensemble(ens, X, y, epochs=0)
     with pytest.raises(ValueError):
         ens(torch.randn(3, 4, 2), per_member=True)
+
+
+def test_per_member_data_matches_separate_fits():
+    data = [circle_data(120, seed=s) for s in (10, 11)]
+    X = np.stack([d[0] for d in data])
+    y = np.stack([d[1] for d in data])
+    ens = Ensemble.from_seeds(lambda s: MLP([2, 6, 2], seed=s), [0, 1])
+    train_ensemble(ens, X, y, loss="ce", optimizer="adam", lr=0.01, epochs=2, batch_size=32, seeds=[5, 6], progress=False)
+    for k in range(2):
+        single = MLP([2, 6, 2], seed=k)
+        fit(single, data[k][0], data[k][1], loss="ce", optimizer="adam", lr=0.01, epochs=2, batch_size=32, seed=5 + k, progress=False)
+        assert _same_params(ens.member(k), single)
+    with pytest.raises(ValueError):
+        train_ensemble(ens, X[:1], y[:1], epochs=1)
