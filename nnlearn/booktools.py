@@ -15,11 +15,22 @@ import sys
 import time
 from pathlib import Path
 
-DROPPED_MIME_PREFIXES = ("image/", "application/vnd.jupyter.widget", "text/html", "application/javascript")
+DROPPED_MIME_PREFIXES = ("image/", "application/vnd.jupyter.widget", "application/javascript")
+MAX_HTML_CHARS = 20_000
+
+
+def _html_is_payload(html) -> bool:
+    """HTML that carries images (animations, inline PNGs) or is too big to review in a diff."""
+    text = "".join(html) if isinstance(html, list) else str(html)
+    return "data:image" in text or "base64" in text or len(text) > MAX_HTML_CHARS
 
 
 def strip_outputs(nb):
-    """Drop image, widget and HTML payloads from every output; keep text. Returns ``nb``."""
+    """Drop image, widget and image-carrying HTML payloads from every output. Returns ``nb``.
+
+    Plain text stays, and so does small HTML without images (tables): nbval compares every
+    mime type a checked cell produces, so a checked cell that shows a table needs its HTML.
+    """
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
@@ -27,7 +38,10 @@ def strip_outputs(nb):
         kept = []
         for out in cell.get("outputs", []):
             if "data" in out:
-                out["data"] = {k: v for k, v in out["data"].items() if not k.startswith(DROPPED_MIME_PREFIXES)}
+                out["data"] = {
+                    k: v for k, v in out["data"].items()
+                    if not k.startswith(DROPPED_MIME_PREFIXES) and not (k == "text/html" and _html_is_payload(v))
+                }
                 if not out["data"]:
                     continue
             kept.append(out)
