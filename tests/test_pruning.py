@@ -1,0 +1,170 @@
+"""Tests for nnlearn.pruning: bias-corrected node removal, its bound, and the Adam helpers."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from nnlearn import pruning as P
+from nnlearn.models import MLP
+
+
+def _stack(models):
+    names = [n for n, _ in models[0].named_parameters()]
+    return {n: torch.stack([dict(m.named_parameters())[n].detach() for m in models]) for n in names}
+
+
+@pytest.fixture
+def net():
+    torch.manual_seed(0)
+    return MLP([2, 6, 5, 2], seed=1)
+
+
+@pytest.fixture
+def X():
+    return torch.randn(40, 2, generator=torch.Generator().manual_seed(3))
+
+
+def test_prune_formula_matches_hand_computation(net, X):
+    keep = [0, 2, 5]
+    small = P.prune_mlp(net, X, [keep, None])
+    h1 = torch.relu(net.layers[0](X)).detach().numpy()
+    W2, b2 = net.layers[1].weight.detach().numpy(), net.layers[1].bias.detach().numpy()
+    removed = [i for i in range(6) if i not in keep]
+    expected = b2 + sum(h1[:, i].mean() * W2[:, i] for i in removed)   # b_j' = b_j + sum mean(x_i) w_ij
+    np.testing.assert_allclose(small.layers[1].bias.detach().numpy(), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(small.layers[1].weight.detach().numpy(), W2[:, keep])
+    assert small.widths == [2, 3, 5, 2]
+
+
+def test_removing_a_constant_node_changes_nothing(net, X):
+    with torch.no_grad():
+        net.layers[0].weight[4] = 0.0
+        net.layers[0].bias[4] = 0.8           # node 4 outputs 0.8 everywhere
+    small = P.prune_mlp(net, X, [[0, 1, 2, 3, 5], None])
+    Z = torch.randn(30, 2)
+    torch.testing.assert_close(small(Z), net(Z), rtol=0, atol=1e-5)
+
+
+def test_masked_pruning_equals_physical_pruning(net, X):
+    keep_idx = [[1, 3, 4], [0, 2]]
+    small = P.prune_mlp(net, X, keep_idx)
+    params = {n: p.detach().unsqueeze(0) for n, p in net.named_parameters()}
+    keep = [P.keep_from_indices(k, w).unsqueeze(0) for k, w in zip(keep_idx, [6, 5])]
+    new, masks = P.prune_stacked(params, X, keep)
+    Z = torch.randn(25, 2)
+    torch.testing.assert_close(P.stacked_forward(new, Z, masks)[1][0], small(Z), rtol=1e-5, atol=1e-6)
+
+
+def test_stacked_forward_matches_mlp(net, X):
+    other = MLP([2, 6, 5, 2], seed=9)
+    params = _stack([net, other])
+    _, logits = P.stacked_forward(params, X)
+    torch.testing.assert_close(logits[1], other(X), rtol=1e-5, atol=1e-6)
+
+
+def test_bad_keep_is_rejected(net, X):
+    with pytest.raises(ValueError, match="every node"):
+        P.prune_mlp(net, X, [[], None])
+    with pytest.raises(ValueError, match="out of range"):
+        P.prune_mlp(net, X, [[0, 6], None])
+    with pytest.raises(ValueError, match="repeat"):
+        P.keep_from_indices([1, 1], 4)
+    params = {n: p.detach().unsqueeze(0) for n, p in net.named_parameters()}
+    with pytest.raises(ValueError, match="pruning every node"):
+        P.prune_stacked(params, X, [torch.zeros(1, 6, dtype=torch.bool), None])
+    with pytest.raises(ValueError, match="shape"):
+        P.prune_stacked(params, X, [torch.ones(1, 5, dtype=torch.bool), None])
+    with pytest.raises(TypeError, match="bool"):
+        P.prune_stacked(params, X, [torch.ones(1, 6), None])
+    with pytest.raises(ValueError, match="one per hidden layer"):
+        P.prune_stacked(params, X, [None])
+    with pytest.raises(ValueError, match="X must have shape"):
+        P.prune_stacked(params, torch.randn(5, 3), [None, None])
+    with pytest.raises(TypeError, match="model"):
+        P.prune_mlp("net", X, [None, None])
+
+
+def test_keep_rules(net, X):
+    keep = P.random_keep(10, 4, [0, 1, 0])
+    assert keep.shape == (3, 10) and (keep.sum(1) == 4).all()
+    assert torch.equal(keep[0], keep[2])
+    stds = torch.tensor([[0.5, 0.0, 2.0, 1.0]])
+    assert P.lowest_std_keep(stds, 2).tolist() == [[False, False, True, True]]
+    with pytest.raises(ValueError, match="n_keep"):
+        P.random_keep(10, 0, [0])
+    with pytest.raises(ValueError, match="n_keep"):
+        P.lowest_std_keep(stds, 5)
+
+
+def test_loss_rise_bound_holds_and_is_zero_for_nothing_removed(net, X):
+    params = _stack([net, MLP([2, 6, 5, 2], seed=4)])
+    y = (X[:, 0] > 0).long()
+    keep = [P.random_keep(6, 3, [0, 1]), P.random_keep(5, 2, [2, 3])]
+    new, masks = P.prune_stacked(params, X, keep)
+    rise = P.member_ce(P.stacked_forward(new, X, masks)[1], y) - P.member_ce(P.stacked_forward(params, X)[1], y)
+    bound, parts = P.loss_rise_bound(params, X, keep)
+    assert (rise.abs() <= bound + 1e-6).all() and len(parts) == 2
+    zero, _ = P.loss_rise_bound(params, X, [None, None])
+    assert torch.equal(zero, torch.zeros(2))
+
+
+def test_adam_single_kick_travel_matches_torch():
+    w = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.Adam([w], lr=1.0, eps=0.0)
+    for t in range(200):
+        opt.zero_grad()
+        w.grad = torch.tensor([0.003 if t == 0 else 0.0])
+        opt.step()
+    assert -w.item() == pytest.approx(P.adam_single_kick_travel(200), rel=1e-5)
+    assert P.adam_single_kick_travel(1) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="steps"):
+        P.adam_single_kick_travel(0)
+
+
+def test_train_adam_matches_one_model_training(X):
+    y = (X[:, 1] > 0).long()
+    models = [MLP([2, 6, 5, 2], seed=s) for s in (0, 1)]
+    res = P.train_adam(_stack(models), X, y, lr=0.05, steps=5, snapshot_every=2)
+    alone = MLP([2, 6, 5, 2], seed=1)
+    opt = torch.optim.Adam(alone.parameters(), lr=0.05)
+    for _ in range(5):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(alone(X), y).backward()
+        opt.step()
+    torch.testing.assert_close(res.params["layers.2.weight"][1], alone.layers[2].weight.detach(), rtol=1e-4, atol=1e-5)
+    assert res.loss.shape == (5, 2) and [s for s, _ in res.snapshots] == [0, 2, 4, 5]
+    with pytest.raises(ValueError, match="lr"):
+        P.train_adam(_stack(models), X, y, lr=0, steps=5)
+    with pytest.raises(ValueError, match="steps"):
+        P.train_adam(_stack(models), X, y, lr=0.1, steps=0)
+
+
+def test_masked_training_never_moves_removed_weights(X):
+    y = (X[:, 0] > 0).long()
+    params = _stack([MLP([2, 6, 5, 2], seed=2)])
+    keep = [P.keep_from_indices([0, 1, 2], 6).unsqueeze(0), None]
+    new, masks = P.prune_stacked(params, X, keep)
+    res = P.train_adam(new, X, y, lr=0.1, steps=10, masks=masks)
+    assert torch.equal(res.params["layers.1.weight"][0][:, 3:], new["layers.1.weight"][0][:, 3:])
+    assert P.never_updated(new["layers.0.weight"], res.params["layers.0.weight"])[0, 3:].all()
+
+
+def test_keras_init_and_helpers():
+    m = P.keras_init_(MLP([2, 50, 50, 2]), 0)
+    a = math.sqrt(6 / 100)
+    assert m.layers[1].weight.abs().max() <= a and torch.equal(m.layers[1].bias, torch.zeros(50))
+    with pytest.raises(TypeError):
+        P.keras_init_(torch.nn.Linear(2, 2), 0)
+    params = _stack([m, P.keras_init_(MLP([2, 50, 50, 2]), 1)])
+    both = P.concat_params(params, params)
+    assert both["layers.0.weight"].shape[0] == 4
+    assert P.select_members(both, [3])["layers.0.bias"].shape == (1, 50)
+    rows = torch.zeros(2, 50, dtype=torch.bool); rows[:, :3] = True
+    cols = torch.zeros(2, 50, dtype=torch.bool); cols[:, 5:9] = True
+    assert P.block(params, "layers.1.weight", rows, cols).shape == (2, 3, 4)
+    with pytest.raises(ValueError, match="never_updated|equal shapes"):
+        P.never_updated(torch.zeros(2), torch.zeros(3))
+    with pytest.raises(TypeError):
+        P.stacked_forward([1, 2], torch.zeros(1, 2))
