@@ -1,0 +1,314 @@
+"""Tests for nnlearn.attribution: rules, methods, blame-the-bias, baseline variant, checks."""
+
+import numpy as np
+import pytest
+import torch
+
+from nnlearn import attribution as att
+from nnlearn.models import MLP
+
+
+@pytest.fixture
+def biased():
+    return att.random_chain([12, 9, 7, 4], n_members=3, seed=1, bias=True, bias_scale=0.5)
+
+
+@pytest.fixture
+def x():
+    return torch.randn(3, 25, 12, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+
+# ---------------------------------------------------------------- rules
+
+
+def test_max_gradient_gives_all_to_winner():
+    a = torch.tensor([[1.0, 3.0, -2.0]])
+    assert torch.equal(att.max_gradient(a, torch.tensor([2.0])), torch.tensor([[0.0, 2.0, 0.0]]))
+
+
+def test_radial_shares_cases():
+    s = att.radial_shares(torch.tensor([[2.0, -1.0, 6.0], [-1.0, -3.0, -3.0], [0.0, -1.0, 0.0]]))
+    assert torch.allclose(s[0], torch.tensor([0.25, 0.0, 0.75]))
+    # all negative: weights 1/a -> -1, -1/3, -1/3 -> shares 3/5, 1/5, 1/5
+    assert torch.allclose(s[1], torch.tensor([0.6, 0.2, 0.2]))
+    assert torch.allclose(s[2], torch.tensor([0.5, 0.0, 0.5]))
+    assert torch.allclose(s.sum(-1), torch.ones(3))
+
+
+def test_blip_jumps_across_zero():
+    z = torch.tensor([-2.0, 0.0, 3.0])
+    assert torch.equal(att.blip(z, 0.5), torch.tensor([-2.5, 0.5, 3.5]))
+
+
+def test_matmul_normalised_conserves_without_bias():
+    g = torch.Generator().manual_seed(0)
+    a, w, r = torch.randn(5, 4, generator=g, dtype=torch.float64), torch.randn(3, 4, generator=g, dtype=torch.float64), torch.randn(5, 3, generator=g, dtype=torch.float64)
+    assert torch.allclose(att.matmul_normalised(a, w, r).sum(-1), r.sum(-1))
+
+
+def test_nonlin_rules_on_relu():
+    a = torch.tensor([-1.0, 0.5, 2.0])
+    b, r = torch.relu(a), torch.tensor([3.0, 3.0, -3.0])
+    assert torch.equal(att.nonlin_ignore(a, b, r), r)
+    assert torch.equal(att.nonlin_gradient(a, b, r, torch.relu), torch.tensor([0.0, 3.0, -3.0]))
+    assert torch.equal(att.nonlin_slope(a, b, r, torch.relu), torch.tensor([0.0, 3.0, -3.0]))
+    assert torch.equal(att.nonlin_repeat(a, b, r, torch.relu), torch.tensor([3.0, 3.0, 0.0]))
+
+
+def test_slope_is_secant_from_origin_for_tanh():
+    a = torch.tensor([0.5, -2.0, 0.0], dtype=torch.float64)
+    got = att.nonlin_slope(a, torch.tanh(a), torch.ones(3, dtype=torch.float64), torch.tanh)
+    assert torch.allclose(got, torch.tensor([np.tanh(0.5) / 0.5, np.tanh(-2.0) / -2.0, 1.0], dtype=torch.float64))
+
+
+# ---------------------------------------------------------------- methods vs independent implementations
+
+
+@pytest.mark.parametrize("method", ["gradient", "gradient_x_input", "deconvolution"])
+def test_methods_match_autograd(biased, x, method):
+    assert att.max_relative_gap(att.relevance(biased, x, 1, method).input, att.reference_relevance(biased, x, 1, method)) < 1e-10
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.01, 1.0])
+def test_lrp_matches_montavon_gradient_trick(biased, x, eps):
+    assert att.max_relative_gap(att.relevance(biased, x, 2, "lrp", eps=eps).input, att.reference_relevance(biased, x, 2, "lrp", eps=eps)) < 1e-10
+
+
+def test_gradient_matches_torch_func_jacrev():
+    chain = att.random_chain([6, 5, 3], seed=4, bias=True)
+    one = att.Chain([w[0] for w in chain.weights], [b[0] for b in chain.biases], chain.activations)
+    xv = torch.randn(6, dtype=torch.float64)
+    jac = torch.func.jacrev(lambda v: one(v.unsqueeze(0))[0])(xv)  # (3, 6)
+    got = att.relevance(one, xv.unsqueeze(0), 2, "gradient").input[0]
+    assert torch.allclose(got, jac[2])
+
+
+def test_deconvolution_differs_from_gradient(biased, x):
+    assert not torch.allclose(att.relevance(biased, x, 1, "deconvolution").input, att.relevance(biased, x, 1, "gradient").input)
+
+
+def test_lrp0_equals_gradient_x_input_and_conserves_without_bias(x):
+    chain = att.random_chain([12, 9, 7, 4], n_members=3, seed=2, bias=False)
+    res = att.relevance(chain, x, 3, "lrp")
+    assert att.max_relative_gap(res.input, att.relevance(chain, x, 3, "gradient_x_input").input) < 1e-10
+    assert att.max_relative_gap(res.input, att.relevance(chain, x, 3, "lrp_q").input) < 1e-10
+    out = att.target_output(chain, x, 3)
+    for s in att.layer_sums(res).values():
+        assert att.max_relative_gap(s, out) < 1e-10
+
+
+def test_lrp_with_bias_does_not_conserve(biased, x):
+    res = att.relevance(biased, x, 0, "lrp")
+    assert att.max_relative_gap(res.input.sum(-1), att.target_output(biased, x, 0)) > 1e-3
+
+
+def test_chain_from_mlp_matches_model():
+    model = MLP([8, 6, 3], seed=0)
+    xv = torch.randn(10, 8)
+    assert torch.allclose(att.Chain.from_mlp(model)(xv), model(xv))
+
+
+def test_rewrite_checks_small():
+    assert max(att.rewrite_checks(n_points=200).values()) < 1e-5
+
+
+# ---------------------------------------------------------------- blame the bias
+
+
+@pytest.mark.parametrize("mode", ["single", "each"])
+def test_blame_the_bias_same_function_and_exact_conservation(biased, x, mode):
+    free = att.blame_the_bias(biased, mode)
+    assert not free.chain.has_bias
+    assert torch.allclose(free.chain(att.augment_with_ones(x, free.n_ones)), biased(x))
+    pix, bias = att.bias_blamed_relevance(biased, x, 2, mode=mode)
+    assert bias.shape[-1] == (1 if mode == "single" else 9 + 7 + 4)
+    assert att.max_relative_gap(pix.sum(-1) + bias.sum(-1), att.target_output(biased, x, 2)) < 1e-10
+
+
+def test_blame_the_bias_relevance_equals_param_gradient_times_bias(biased, x):
+    # independent route: relevance of bias unit k is c_k * d(out)/d(c_k), by autograd
+    biases = [b.detach().clone().requires_grad_(True) for b in biased.biases]
+    chain = att.Chain(biased.weights, biases, biased.activations)
+    att.target_output(chain, x, 1).sum().backward()
+    _, bias_rel = att.bias_blamed_relevance(biased, x, 1, mode="each")
+    expected = torch.cat([(b * b.grad) for b in biases], -1)  # (K, n_biases), summed over N
+    assert torch.allclose(bias_rel.sum(1), expected)
+
+
+def test_blame_the_bias_works_for_tanh():
+    chain = att.random_chain([5, 4, 2], seed=3, bias=True, activation="tanh")
+    xv = torch.randn(1, 7, 5, dtype=torch.float64)
+    free = att.blame_the_bias(chain, "each")
+    assert torch.allclose(free.chain(att.augment_with_ones(xv, free.n_ones)), chain(xv))
+
+
+# ---------------------------------------------------------------- baseline variant
+
+
+def test_baseline_completeness_and_symmetry(biased, x):
+    base = torch.zeros(12, dtype=torch.float64) + 0.3
+    r = att.baseline_relevance(biased, x, base, 1)
+    diff = att.target_output(biased, x, 1) - att.target_output(biased, base.expand_as(x), 1)
+    assert att.max_relative_gap(r.sum(-1), diff) < 1e-10
+    assert att.max_relative_gap(-att.baseline_relevance(biased, base.expand_as(x).clone(), x, 1), r) < 1e-10
+    assert att.max_relative_gap(att.baseline_relevance_rform(biased, x, base, 1), r) < 1e-8
+
+
+def test_baseline_matches_closed_form_one_hidden_layer():
+    rng = np.random.default_rng(0)
+    W1, c1, W2, c2 = rng.normal(size=(5, 3)), rng.normal(size=5), rng.normal(size=(2, 5)), rng.normal(size=2)
+    xv, xb = rng.normal(size=3), rng.normal(size=3)
+    z, zb = W1 @ xv + c1, W1 @ xb + c1
+    slope = (np.maximum(z, 0) - np.maximum(zb, 0)) / (z - zb)
+    expected = (xv - xb) * ((W2[1] * slope) @ W1)
+    chain = att.Chain([torch.tensor(W1), torch.tensor(W2)], [torch.tensor(c1), torch.tensor(c2)], ["relu"])
+    got = att.baseline_relevance(chain, torch.tensor(xv)[None], torch.tensor(xb), 1)[0].numpy()
+    assert np.allclose(got, expected)
+
+
+# ---------------------------------------------------------------- consistency checks
+
+
+def test_scaling_equivalence_pairing():
+    res = att.scaling_equivalence()
+    assert res[("normalised", "ignore")] and not res[("normalised", "gradient")]
+    assert res[("gradient", "gradient")] and res[("gradient", "slope")] and not res[("gradient", "ignore")]
+    assert res["exponent"] == {"gradient": 1, "normalised": 0}
+
+
+def test_max_two_ways_sum_and_difference():
+    res = att.max_two_ways([3.0, 1.0], [0.0, 2.0])
+    assert np.allclose(res["soft"].sum(-1)[-1], 1.0) and np.isclose(res["relu_form"].sum(), 1.0)
+    assert np.allclose(res["relu_form"], [1.5, -0.5]) and np.allclose(res["soft"][-1], [1.0, 0.0], atol=1e-6)
+
+
+def test_max_constant_agreement():
+    res = att.max_constant_agreement(n_points=300)
+    assert res["gradient max = gradient nonlinearity (a < 0)"] == 1.0
+    assert res["radial max = slope nonlinearity (a > 0)"] == 1.0
+
+
+# ---------------------------------------------------------------- alignment pieces
+
+
+def test_cue_helpers():
+    X = torch.zeros(3, 784)
+    cued = att.add_cue(X, torch.tensor([0, 7, -1]))
+    assert cued[0].reshape(28, 28)[0:2, 2:4].eq(1).all() and cued[2].eq(0).all()
+    assert cued[1].reshape(28, 28)[2:4, 12:14].eq(1).all()
+    assert att.cue_mask()[cued[:2].sum(0) > 0].all()
+    r = torch.zeros(1, 784)
+    r[0, 0], r[0, 500] = -1.0, 3.0
+    assert torch.isclose(att.outside_share(r, att.cue_mask()), torch.tensor([0.25], dtype=torch.float32), atol=1e-5)
+    assert torch.isclose(att.outside_share(r, att.cue_mask(), signed=True), torch.tensor([-0.25]), atol=1e-5)
+
+
+def test_train_with_relevance_penalty_reduces_share():
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.rand(200, 784, generator=g) * 0.1, torch.randint(0, 10, (200,), generator=g)
+    X[:, att.cue_mask()] = 0
+    models = [MLP([784, 16, 10], seed=s) for s in (0, 0)]
+    from nnlearn.ensemble import Ensemble
+
+    ens = Ensemble(models)
+    run = att.train_with_relevance_penalty(ens.params, ["relu"], X, y, cue_on=torch.tensor([True, True]), penalty=torch.tensor([0.0, 50.0]),
+                                           outside=att.cue_mask(), epochs=3, batch_size=50)
+    assert run.share.shape == (3, 2) and run.share[-1, 1] < run.share[-1, 0]
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_bad_inputs(biased, x):
+    with pytest.raises(TypeError, match="a must be a torch.Tensor"):
+        att.max_gradient([1.0, 2.0], torch.tensor(1.0))
+    with pytest.raises(ValueError, match="relevance_out must have shape"):
+        att.max_radial(torch.ones(2, 3), torch.ones(3))
+    with pytest.raises(ValueError, match="eps must be a number >= 0"):
+        att.blip(torch.ones(2), -1.0)
+    with pytest.raises(ValueError, match="weight's in-dimension"):
+        att.matmul_gradient(torch.ones(2, 3), torch.ones(4, 5), torch.ones(2, 4))
+    with pytest.raises(ValueError, match="one shape"):
+        att.nonlin_ignore(torch.ones(2), torch.ones(3), torch.ones(2))
+    with pytest.raises(ValueError, match="method must be one of"):
+        att.relevance(biased, x, 0, "saliency")
+    with pytest.raises(ValueError, match="target must be in"):
+        att.relevance(biased, x, 9, "lrp")
+    with pytest.raises(ValueError, match="x must have last dimension 12"):
+        att.relevance(biased, torch.ones(3, 2, 5, dtype=torch.float64), 0, "lrp")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        att.blame_the_bias(biased, "some")
+    with pytest.raises(ValueError, match="apply blame_the_bias once"):
+        att.blame_the_bias(att.blame_the_bias(biased).chain)
+    with pytest.raises(ValueError, match="baseline must have last dimension"):
+        att.baseline_relevance(biased, x, torch.zeros(3, dtype=torch.float64), 0)
+    with pytest.raises(ValueError, match="activations: expected"):
+        att.Chain([torch.ones(3, 2), torch.ones(1, 3)], [None, None], [])
+    with pytest.raises(TypeError, match="model must be an nnlearn.models.MLP"):
+        att.Chain.from_mlp(torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="widths must be"):
+        att.random_chain([3])
+    with pytest.raises(ValueError, match="cue_class must have shape"):
+        att.add_cue(torch.zeros(2, 784), torch.tensor([1]))
+    with pytest.raises(ValueError, match="outside must be a bool Tensor"):
+        att.outside_share(torch.ones(2, 784), torch.ones(784))
+    with pytest.raises(ValueError, match="penalty must be a Tensor of shape"):
+        att.train_with_relevance_penalty({"layers.0.weight": torch.ones(2, 10, 784), "layers.1.weight": torch.ones(2, 10, 10)}, ["relu"],
+                                         torch.ones(4, 784), torch.zeros(4, dtype=torch.long), cue_on=torch.tensor([True, False]),
+                                         penalty=torch.ones(3), outside=att.cue_mask(), epochs=1, batch_size=2)
+    with pytest.raises(ValueError, match="x and baseline must each hold two numbers"):
+        att.max_two_ways([1.0, 2.0, 3.0])
+
+
+def test_input_gradient_per_member_with_shared_x(biased):
+    xs = torch.randn(4, 12, dtype=torch.float64)
+    g = att.input_gradient(biased, xs, 0)
+    assert g.shape == (3, 4, 12)
+    one = att.Chain([w[1] for w in biased.weights], [b[1] for b in biased.biases], biased.activations)
+    assert torch.allclose(g[1], att.input_gradient(one, xs, 0))
+
+
+def test_centre_activations_keeps_function_and_zeroes_f0():
+    chain = att.random_chain([6, 5, 4, 3], n_members=2, seed=5, bias=True, activation="softplus")
+    xv = torch.randn(2, 9, 6, dtype=torch.float64)
+    centred = att.centre_activations(chain)
+    assert torch.allclose(centred(xv), chain(xv))
+    assert centred.offsets == pytest.approx([np.log(2.0)] * 2)
+    assert float(centred.activate(0, torch.zeros(5, dtype=torch.float64)).abs().max()) < 1e-12
+    relu = att.random_chain([6, 5, 3], seed=0, bias=True)
+    assert att.centre_activations(relu) is relu
+
+
+def test_blame_the_bias_softplus_conserves(x):
+    chain = att.random_chain([12, 9, 7, 4], n_members=3, seed=6, bias=True, activation="softplus")
+    pix, bias = att.bias_blamed_relevance(chain, x, 1)
+    assert att.max_relative_gap(pix.sum(-1) + bias[..., 0], att.target_output(chain, x, 1)) < 1e-10
+    plain = att.relevance(chain, x, 1, "lrp").input
+    assert att.max_relative_gap(plain.sum(-1), att.target_output(chain, x, 1)) > 1e-3
+
+
+def test_bias_sweep_moves_one_unit(biased, x):
+    sweep = att.bias_sweep(biased, 0, 2, [-1.0, 0.0, 0.5])
+    pre = sweep.trace(x).pre[0]
+    base = biased.trace(x).pre[0]
+    assert pre.shape == (3, *base.shape)
+    assert torch.allclose(pre[2, ..., 2] - base[..., 2], torch.full_like(base[..., 2], 0.5))
+    assert torch.allclose(pre[0, ..., 1], base[..., 1])
+    with pytest.raises(ValueError, match="unit must be in"):
+        att.bias_sweep(biased, 0, 99, [0.0])
+    with pytest.raises(ValueError, match="layer must be a hidden layer"):
+        att.bias_sweep(biased, 2, 0, [0.0])
+
+
+def test_peak_near_zero_and_start_blowup():
+    pre = torch.tensor([[[0.001, 1.0]], [[0.5, -0.01]]])  # (S=2, K=1, N=2)
+    vals = torch.tensor([[[5.0, 1.0]], [[2.0, -7.0]]])
+    assert att.peak_near_zero(pre, vals, 0.02).tolist() == [7.0]
+    assert torch.isnan(att.peak_near_zero(pre, vals, 1e-4)).all()
+    with pytest.raises(ValueError, match="width must be > 0"):
+        att.peak_near_zero(pre, vals, 0.0)
+    z = torch.tensor([0.01, 0.02, 0.1, 0.2, 2.0, 3.0], dtype=torch.float64).view(1, 1, -1)
+    blow, slope = att.start_blowup(z, 1.0 / z)
+    assert blow[0] > 10 and slope[0] == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="one shape"):
+        att.start_blowup(z, z[..., :2])
