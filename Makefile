@@ -18,11 +18,13 @@ export OMP_NUM_THREADS ?= 1
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 CH ?=
 
-.PHONY: book test unit nbval html browser baseline bench lock clean cache-check help
+.PHONY: book test unit nbval html browser baseline check lab bench lock clean cache-check help
 help:
 	@echo "make book      execute every chapter and build the HTML into _build/html"
 	@echo "make test      unit tests, nbval regression run, book build, browser check"
 	@echo "make baseline CH=<slug>   re-execute book/<slug>.md into its committed .ipynb baseline"
+	@echo "make check CH=<slug>      nbval regression run of one chapter"
+	@echo "make lab       Jupyter Lab with the book's environment (MNIST path set)"
 	@echo "make bench     batched-vs-loop training benchmark and per-page execution times"
 
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -66,6 +68,13 @@ test: $(VENV)/.installed cache-check
 baseline: $(VENV)/.installed
 	@test -n "$(CH)" || { echo "usage: make baseline CH=<slug>  (or CH=all)"; exit 2; }
 	$(BIN)/python -m nnlearn.booktools baseline $(if $(filter all,$(CH)),$(filter-out book/intro.md,$(wildcard book/*.md)),book/$(CH).md)
+
+check: $(VENV)/.installed
+	@test -n "$(CH)" || { echo "usage: make check CH=<slug>"; exit 2; }
+	$(BIN)/pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:xdist book/$(CH).ipynb
+
+lab: $(VENV)/.installed
+	$(BIN)/jupyter lab
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/run.py

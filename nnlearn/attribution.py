@@ -37,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nnlearn.checks import check_choice
 from nnlearn.models import MLP, activation_fn
 from nnlearn.seeding import make_generator
 
@@ -56,9 +57,14 @@ def _check_tensor(name: str, value, min_ndim: int = 1) -> torch.Tensor:
     return value
 
 
-def _check_choice(name: str, value, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+def _check_chain_and_baseline(chain, x, baseline):
+    if not isinstance(chain, Chain):
+        raise TypeError(f"chain must be a Chain, got {type(chain).__name__}")
+    x = _check_tensor("x", x)
+    baseline = _check_tensor("baseline", baseline)
+    if baseline.shape[-1] != x.shape[-1]:
+        raise ValueError(f"baseline must have last dimension {x.shape[-1]}, got shape {tuple(baseline.shape)}")
+    return x, baseline.expand_as(x)
 
 
 def _check_eps(eps) -> float:
@@ -70,6 +76,14 @@ def _check_eps(eps) -> float:
 # ----------------------------------------------------------------------------------------
 # Rules for one layer. Every rule acts on the last axis and batches over leading axes.
 # ----------------------------------------------------------------------------------------
+
+
+def _check_max_inputs(a, relevance_out):
+    a = _check_tensor("a", a)
+    relevance_out = _check_tensor("relevance_out", relevance_out, 0)
+    if relevance_out.shape != a.shape[:-1]:
+        raise ValueError(f"relevance_out must have shape {tuple(a.shape[:-1])}, got {tuple(relevance_out.shape)}")
+    return a, relevance_out
 
 
 def max_gradient(a: torch.Tensor, relevance_out: torch.Tensor) -> torch.Tensor:
@@ -84,10 +98,7 @@ def max_gradient(a: torch.Tensor, relevance_out: torch.Tensor) -> torch.Tensor:
     -------
     Tensor (..., n)
     """
-    a = _check_tensor("a", a)
-    relevance_out = _check_tensor("relevance_out", relevance_out, 0)
-    if relevance_out.shape != a.shape[:-1]:
-        raise ValueError(f"relevance_out must have shape {tuple(a.shape[:-1])}, got {tuple(relevance_out.shape)}")
+    a, relevance_out = _check_max_inputs(a, relevance_out)
     winner = F.one_hot(a.argmax(-1), a.shape[-1]).to(a.dtype)
     return winner * relevance_out.unsqueeze(-1)
 
@@ -129,10 +140,7 @@ def max_radial(a: torch.Tensor, relevance_out: torch.Tensor) -> torch.Tensor:
     -------
     Tensor (..., n)
     """
-    a = _check_tensor("a", a)
-    relevance_out = _check_tensor("relevance_out", relevance_out, 0)
-    if relevance_out.shape != a.shape[:-1]:
-        raise ValueError(f"relevance_out must have shape {tuple(a.shape[:-1])}, got {tuple(relevance_out.shape)}")
+    a, relevance_out = _check_max_inputs(a, relevance_out)
     return radial_shares(a) * relevance_out.unsqueeze(-1)
 
 
@@ -465,10 +473,10 @@ class Method:
     times_input: bool
 
     def __post_init__(self):
-        _check_choice("max_rule", self.max_rule, MAX_RULES)
-        _check_choice("matmul_rule", self.matmul_rule, MATMUL_RULES)
-        _check_choice("nonlin_rule", self.nonlin_rule, NONLIN_RULES)
-        _check_choice("start", self.start, STARTS)
+        check_choice("max_rule", self.max_rule, MAX_RULES)
+        check_choice("matmul_rule", self.matmul_rule, MATMUL_RULES)
+        check_choice("nonlin_rule", self.nonlin_rule, NONLIN_RULES)
+        check_choice("start", self.start, STARTS)
 
 
 METHODS = {
@@ -531,13 +539,13 @@ def relevance(chain: Chain, x: torch.Tensor, target, method: str | Method = "lrp
     if not isinstance(chain, Chain):
         raise TypeError(f"chain must be a Chain, got {type(chain).__name__}")
     if isinstance(method, str):
-        _check_choice("method", method, tuple(METHODS))
+        check_choice("method", method, tuple(METHODS))
         method = METHODS[method]
     if not isinstance(method, Method):
         raise TypeError(f"method must be a str or Method, got {type(method).__name__}")
     eps = _check_eps(eps)
     start = method.start if start is None else start
-    _check_choice("start", start, STARTS)
+    check_choice("start", start, STARTS)
     tr = chain.trace(x)
     r = _start_relevance(tr.pre[-1], target, start)
     layers = [(f"z{len(tr.pre) - 1}", r)]
@@ -629,7 +637,7 @@ def blame_the_bias(chain: Chain, mode: str = "single") -> BiasFree:
     """
     if not isinstance(chain, Chain):
         raise TypeError(f"chain must be a Chain, got {type(chain).__name__}")
-    _check_choice("mode", mode, ("single", "each"))
+    check_choice("mode", mode, ("single", "each"))
     if any(p for p in chain.passthrough):
         raise ValueError("chain already carries pass-through units; apply blame_the_bias once")
     chain = centre_activations(chain)
@@ -645,7 +653,6 @@ def blame_the_bias(chain: Chain, mode: str = "single") -> BiasFree:
     new_w = []
     for l, (w, b) in enumerate(zip(chain.weights, biases)):
         n_out, n_in = w.shape[-2:]
-        carry_in = carried[l]
         carry_out = carried[l + 1] if l + 1 < n_layers else 0
         rows = []
         if mode == "single":
@@ -714,13 +721,7 @@ def baseline_relevance(chain: Chain, x: torch.Tensor, baseline: torch.Tensor, ta
     -------
     Tensor (…, N, n_in)
     """
-    if not isinstance(chain, Chain):
-        raise TypeError(f"chain must be a Chain, got {type(chain).__name__}")
-    x = _check_tensor("x", x)
-    baseline = _check_tensor("baseline", baseline)
-    if baseline.shape[-1] != x.shape[-1]:
-        raise ValueError(f"baseline must have last dimension {x.shape[-1]}, got shape {tuple(baseline.shape)}")
-    baseline = baseline.expand_as(x)
+    x, baseline = _check_chain_and_baseline(chain, x, baseline)
     tr, tr_ref = chain.trace(x), chain.trace(baseline)
     q = _start_relevance(tr.pre[-1], target, "one")
     for l in range(len(chain.weights) - 1, -1, -1):
@@ -1066,7 +1067,7 @@ def reference_relevance(chain: Chain, x: torch.Tensor, target, method: str, *, e
     -------
     Tensor shaped like x
     """
-    _check_choice("method", method, ("gradient", "gradient_x_input", "lrp", "deconvolution"))
+    check_choice("method", method, ("gradient", "gradient_x_input", "lrp", "deconvolution"))
     if any(a != "relu" for a in chain.activations) or any(chain.passthrough):
         raise ValueError("reference_relevance supports plain ReLU chains only")
     x = _expand_to_members(chain, _check_tensor("x", x))
@@ -1137,10 +1138,7 @@ def baseline_relevance_rform(chain: Chain, x: torch.Tensor, baseline: torch.Tens
     -------
     Tensor (…, N, n_in)
     """
-    if not isinstance(chain, Chain):
-        raise TypeError(f"chain must be a Chain, got {type(chain).__name__}")
-    x = _check_tensor("x", x)
-    baseline = _check_tensor("baseline", baseline).expand_as(x)
+    x, baseline = _check_chain_and_baseline(chain, x, baseline)
     tr, tr_ref = chain.trace(x), chain.trace(baseline)
     r = _start_relevance(tr.pre[-1] - tr_ref.pre[-1], target, "output")
     for l in range(len(chain.weights) - 1, -1, -1):

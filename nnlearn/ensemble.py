@@ -23,7 +23,8 @@ from torch.func import functional_call, stack_module_state, vmap
 from nnlearn.models import MLP
 from nnlearn.progress import progress_bar
 from nnlearn.seeding import make_generator
-from nnlearn.train import LOSSES, as_tensor, check_choice, epoch_batches, make_optimizer, predict_labels
+from nnlearn.checks import check_choice
+from nnlearn.train import LOSSES, as_tensor, epoch_batches, make_optimizer, predict_labels
 
 
 class Ensemble:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nnlearn.checks import positive_int
 from nnlearn.models import MLP
 
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
@@ -61,13 +62,6 @@ def _check_activation(activation) -> None:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
 
 
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
 
 # --------------------------------------------------------------------------------------------
 # Parameters
@@ -87,7 +81,7 @@ def he_params(seeds: Sequence[int], *, n_in: int = 784, hidden: int = 100, n_out
     seeds = list(seeds)
     if not seeds:
         raise ValueError("seeds: expected at least one seed")
-    hidden = _check_positive_int("hidden", hidden)
+    hidden = positive_int("hidden", hidden)
     nets = [MLP([n_in, hidden, n_out], init="he", seed=s) for s in seeds]
     pick = lambda name: torch.stack([dict(n.named_parameters())[name].detach() for n in nets])  # noqa: E731
     return {"W1": pick("layers.0.weight"), "b1": pick("layers.0.bias"), "W2": pick("layers.1.weight"), "b2": pick("layers.1.bias")}
@@ -214,7 +208,7 @@ def per_example_sgd(
     _check_activation(activation)
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    chunk = _check_positive_int("chunk", chunk)
+    chunk = positive_int("chunk", chunk)
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
     p = _check_params(params, dtype)
@@ -308,7 +302,7 @@ def split_phases(X, y, phase1_datapoints: int, *, balance: bool = True) -> Phase
     y = np.asarray(y)
     if X.ndim != 2 or y.shape != (len(X),):
         raise ValueError(f"X must be (N, D) and y (N,), got {tuple(X.shape)} and {y.shape}")
-    phase1_datapoints = _check_positive_int("phase1_datapoints", phase1_datapoints)
+    phase1_datapoints = positive_int("phase1_datapoints", phase1_datapoints)
     if phase1_datapoints >= len(X):
         raise ValueError(f"phase1_datapoints must be < the {len(X)} datapoints, so that phase 2 has data")
     used = np.isin(y, GROUP_17 + GROUP_68)

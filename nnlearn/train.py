@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nnlearn.checks import check_choice
 from nnlearn.progress import progress_bar
 from nnlearn.seeding import make_generator
 
@@ -28,11 +29,6 @@ def as_tensor(a, dtype=None) -> torch.Tensor:
     if isinstance(a, np.ndarray):
         return torch.as_tensor(a, dtype=dtype)
     raise TypeError(f"expected a numpy array or torch tensor, got {type(a).__name__}")
-
-
-def check_choice(name: str, value, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
 
 
 def compute_loss(outputs: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:

@@ -7,7 +7,6 @@ The browser (:func:`explorer`) is for a live Jupyter session; the book shows the
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 
 from nnlearn import gates

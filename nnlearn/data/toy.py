@@ -7,15 +7,9 @@ import math
 
 import numpy as np
 
+from nnlearn.checks import positive_int
 from nnlearn.seeding import make_rng
 
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
 
 
 def xor_data(n_bits: int = 2):
@@ -26,7 +20,7 @@ def xor_data(n_bits: int = 2):
     X : np.ndarray, float32, shape (2**n_bits, n_bits), rows in binary counting order
     y : np.ndarray, int64, shape (2**n_bits,), the parity of each row
     """
-    n_bits = _positive_int("n_bits", n_bits)
+    n_bits = positive_int("n_bits", n_bits)
     X = np.array(list(itertools.product([0, 1], repeat=n_bits)), dtype=np.float32)
     return X, (X.sum(1) % 2).astype(np.int64)
 
@@ -43,7 +37,7 @@ def circle_data(n: int, seed: int, *, threshold: float = math.sqrt(2 / math.pi),
     X : np.ndarray, float32, shape (n, 2)
     y : np.ndarray, int64, shape (n,)
     """
-    n = _positive_int("n", n)
+    n = positive_int("n", n)
     if not high > low:
         raise ValueError(f"high must exceed low, got low={low}, high={high}")
     X = make_rng(seed).uniform(low, high, size=(n, 2)).astype(np.float32)
@@ -61,7 +55,7 @@ def spirals(n: int, seed: int, *, turns: float = 1.5, noise: float = 0.05, radiu
     X : np.ndarray, float32, shape (n, 2)
     y : np.ndarray, int64, shape (n,), the arm of each point
     """
-    n = _positive_int("n", n)
+    n = positive_int("n", n)
     if noise < 0 or turns <= 0 or radius <= 0:
         raise ValueError(f"need noise >= 0, turns > 0, radius > 0; got {noise}, {turns}, {radius}")
     rng = make_rng(seed)
@@ -82,9 +76,9 @@ def random_labels(n_samples: int = 100, n_features: int = 100, seed: int = 0, *,
     X : np.ndarray, float32, shape (n_samples, n_features)
     y : np.ndarray, int64, shape (n_samples,)
     """
-    n_samples = _positive_int("n_samples", n_samples)
-    n_features = _positive_int("n_features", n_features)
-    if _positive_int("n_classes", n_classes) < 2:
+    n_samples = positive_int("n_samples", n_samples)
+    n_features = positive_int("n_features", n_features)
+    if positive_int("n_classes", n_classes) < 2:
         raise ValueError(f"n_classes must be >= 2, got {n_classes}")
     rng = make_rng(seed)
     X = rng.standard_normal((n_samples, n_features)).astype(np.float32)
@@ -99,7 +93,7 @@ def grid(low: float = -1.0, high: float = 1.0, n: int = 101):
     points : np.ndarray, float32, shape (n*n, 2), x varying fastest
     xs : np.ndarray, shape (n,), the coordinates along each axis
     """
-    n = _positive_int("n", n)
+    n = positive_int("n", n)
     if not high > low:
         raise ValueError(f"high must exceed low, got low={low}, high={high}")
     xs = np.linspace(low, high, n, dtype=np.float32)
