@@ -520,7 +520,10 @@ class Relevance(NamedTuple):
     layers: list
 
 
-def relevance(chain: Chain, x: torch.Tensor, target, method: str | Method = "lrp", *, eps: float = 0.0, start: str | None = None) -> Relevance:
+def relevance(
+    chain: Chain, x: torch.Tensor, target, method: str | Method = "lrp", *, eps: float = 0.0, start: str | None = None,
+    bias_in_denominator: bool = True,
+) -> Relevance:
     """Walk ``chain`` backwards from ``target``'s output with ``method``'s rules.
 
     Parameters
@@ -531,6 +534,11 @@ def relevance(chain: Chain, x: torch.Tensor, target, method: str | Method = "lrp
     method : a key of :data:`METHODS` or a :class:`Method`
     eps : the normalised rule's stabiliser
     start : override the method's start ("one", "output", "probability")
+    bias_in_denominator : for the normalised matmul rule, divide by the pre-activation
+        including the bias, ``z_j = sum_i a_i W_ji + c_j`` (Bach et al.; relevance is lost to
+        the biases), or, if False, by the weighted input sum alone, ``s_j = sum_i a_i W_ji``
+        (the bias addition passes its whole relevance on: relevance is conserved, but it
+        blows up where ``s_j`` is near 0 while the bias keeps ``z_j`` away from 0)
 
     Returns
     -------
@@ -544,6 +552,8 @@ def relevance(chain: Chain, x: torch.Tensor, target, method: str | Method = "lrp
     if not isinstance(method, Method):
         raise TypeError(f"method must be a str or Method, got {type(method).__name__}")
     eps = _check_eps(eps)
+    if not isinstance(bias_in_denominator, bool):
+        raise TypeError(f"bias_in_denominator must be a bool, got {type(bias_in_denominator).__name__}")
     start = method.start if start is None else start
     check_choice("start", start, STARTS)
     tr = chain.trace(x)
@@ -551,7 +561,7 @@ def relevance(chain: Chain, x: torch.Tensor, target, method: str | Method = "lrp
     layers = [(f"z{len(tr.pre) - 1}", r)]
     matmul_rule, nonlin_rule = MATMUL_RULE_FNS[method.matmul_rule], NONLIN_RULE_FNS[method.nonlin_rule]
     for l in range(len(chain.weights) - 1, -1, -1):
-        r = matmul_rule(tr.inputs[l], chain.weights[l], r, pre=tr.pre[l], eps=eps)
+        r = matmul_rule(tr.inputs[l], chain.weights[l], r, pre=tr.pre[l] if bias_in_denominator else None, eps=eps)
         layers.append((f"a{l}", r))
         if l > 0:
             r = nonlin_rule(tr.pre[l - 1], tr.inputs[l], r, chain.activation(l - 1))
@@ -1231,3 +1241,62 @@ def start_blowup(logit: torch.Tensor, ratio: torch.Tensor, *, near: float = 0.05
         fit = (z < fit_below) & (z > 1e-4)
         slopes.append(float(np.polyfit(np.log(z[fit].numpy()), np.log(r[fit].numpy()), 1)[0]))
     return np.array(blow), np.array(slopes)
+
+
+def smallest_weighted_share(chain: Chain, x: torch.Tensor, target) -> torch.Tensor:
+    """Per input, the smallest ``|s_j| / |z_j|`` over the units that pass relevance back.
+
+    ``s_j = sum_i a_i W_ji`` is a unit's weighted input sum and ``z_j = s_j + c_j`` its
+    pre-activation; the units counted are the active hidden units (``z_j > 0``, ReLU-style:
+    an inactive ReLU passes nothing back) and the target output unit. A small value means
+    some unit's value is almost all bias: where LRP normalised by ``s_j`` divides by almost 0.
+
+    Parameters
+    ----------
+    chain : Chain with biases; x : Tensor (…, N, n_in); target : as in :func:`relevance`
+
+    Returns
+    -------
+    Tensor (…, N) (``inf`` if no unit qualifies)
+    """
+    if not isinstance(chain, Chain):
+        raise TypeError(f"chain must be a Chain, got {type(chain).__name__}")
+    if not chain.has_bias:
+        raise ValueError("chain has no biases: every share is 1")
+    tr = chain.trace(x)
+    out = []
+    for l, (a, z) in enumerate(zip(tr.inputs, tr.pre)):
+        ratio = torch.matmul(a, chain.weights[l].transpose(-1, -2)).abs() / z.abs().clamp_min(torch.finfo(z.dtype).tiny)
+        if l < len(chain.fns):
+            out.append(torch.where(z > 0, ratio, torch.full_like(ratio, float("inf"))).min(-1).values)
+        else:
+            hot = _start_relevance(z, target, "one") > 0
+            out.append(torch.where(hot, ratio, torch.full_like(ratio, float("inf"))).min(-1).values)
+    return torch.stack(out).min(0).values
+
+
+def blowup_by_share(share: torch.Tensor, ratio: torch.Tensor, *, near: float = 0.03, far: float = 0.3) -> np.ndarray:
+    """Per member: median ``ratio`` where ``share < near`` over its median where ``share > far``.
+
+    Parameters
+    ----------
+    share, ratio : Tensor (K, N): e.g. :func:`smallest_weighted_share` and a relevance size
+        relative to a stable reference, for K members and N inputs
+    near, far : floats, 0 < near < far
+
+    Returns
+    -------
+    ndarray (K,)
+    """
+    share, ratio = _check_tensor("share", share, 2), _check_tensor("ratio", ratio, 2)
+    if share.shape != ratio.shape or share.ndim != 2:
+        raise ValueError(f"share and ratio must both have shape (K, N), got {tuple(share.shape)} and {tuple(ratio.shape)}")
+    if not 0 < near < far:
+        raise ValueError(f"need 0 < near < far, got near={near!r}, far={far!r}")
+    out = []
+    for k in range(share.shape[0]):
+        lo, hi = share[k] < near, share[k] > far
+        if not (lo.any() and hi.any()):
+            raise ValueError(f"member {k} has no share below {near} or none above {far}")
+        out.append(float(ratio[k][lo].median() / ratio[k][hi].median()))
+    return np.array(out)

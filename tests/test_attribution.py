@@ -312,3 +312,51 @@ def test_peak_near_zero_and_start_blowup():
     assert blow[0] > 10 and slope[0] == pytest.approx(-1.0)
     with pytest.raises(ValueError, match="one shape"):
         att.start_blowup(z, z[..., :2])
+
+
+# ---------------------------------------------------------------- LRP normalised without the bias (the post's framing)
+
+
+def test_lrp_without_bias_in_denominator_conserves_and_matches_by_hand(biased, x):
+    res = att.relevance(biased, x, 2, "lrp", bias_in_denominator=False)
+    assert att.max_relative_gap(res.input.sum(-1), att.target_output(biased, x, 2)) < 1e-10
+    # one hidden layer, by hand: R(x_i) = x_i sum_j W1_ji R(z_j) / s_j, R(z_j) = relu(z_j) W2_tj z_t / s_t
+    rng = np.random.default_rng(1)
+    W1, c1, W2, c2 = rng.normal(size=(4, 3)), rng.normal(size=4), rng.normal(size=(2, 4)), rng.normal(size=2)
+    xv = rng.normal(size=3)
+    z1 = W1 @ xv + c1
+    a1 = np.maximum(z1, 0)
+    zt, st = W2[1] @ a1 + c2[1], W2[1] @ a1
+    r_hidden = a1 * W2[1] * zt / st
+    expected = xv * (W1.T @ (r_hidden / (W1 @ xv)))
+    chain = att.Chain([torch.tensor(W1), torch.tensor(W2)], [torch.tensor(c1), torch.tensor(c2)], ["relu"])
+    got = att.relevance(chain, torch.tensor(xv)[None], 1, "lrp", bias_in_denominator=False).input[0].numpy()
+    assert np.allclose(got, expected)
+    # without biases the two denominators are the same thing
+    free = att.random_chain([12, 9, 4], n_members=3, seed=2)
+    assert torch.equal(att.relevance(free, x, 1, "lrp").input, att.relevance(free, x, 1, "lrp", bias_in_denominator=False).input)
+    with pytest.raises(TypeError, match="bias_in_denominator must be a bool"):
+        att.relevance(biased, x, 1, "lrp", bias_in_denominator=0)
+
+
+def test_smallest_weighted_share_and_blowup_by_share():
+    W1, c1 = torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([1.0, -5.0])
+    W2, c2 = torch.tensor([[1.0, 1.0]]), torch.tensor([0.0])
+    chain = att.Chain([W1, W2], [c1, c2], ["relu"])
+    xv = torch.tensor([[0.1, 1.0], [1.0, 1.0]])
+    # unit 0: s = 0.1, z = 1.1 -> 0.0909; unit 1 inactive; output has no bias -> 1
+    share = att.smallest_weighted_share(chain, xv, 0)
+    assert torch.allclose(share, torch.tensor([0.1 / 1.1, 0.5]))
+    with pytest.raises(ValueError, match="no biases"):
+        att.smallest_weighted_share(att.random_chain([3, 2, 2]), torch.ones(1, 3, dtype=torch.float64), 0)
+    s = torch.tensor([[0.01, 0.02, 0.025, 0.5, 0.9, 0.7]])
+    r = torch.tensor([[10.0, 30.0, 20.0, 1.0, 2.0, 4.0]])
+    assert att.blowup_by_share(s, r) == pytest.approx([20.0 / 2.0])
+    with pytest.raises(ValueError, match="0 < near < far"):
+        att.blowup_by_share(s, r, near=0.5, far=0.1)
+    with pytest.raises(ValueError, match="no share below"):
+        att.blowup_by_share(s, r, near=0.001)
+    with pytest.raises(ValueError, match="share must have at least 2 dimension"):
+        att.blowup_by_share(s[0], r[0])
+    with pytest.raises(ValueError, match=r"shape \(K, N\)"):
+        att.blowup_by_share(s, r[:, :3])
