@@ -372,6 +372,16 @@ def outgoing_weight_norms(params: dict, n_layers: int) -> list[torch.Tensor]:
     return [params[f"layers.{i + 1}.weight"].detach().norm(dim=-2) for i in range(n_layers - 1)]
 
 
+def incoming_weight_norms(params: dict, n_layers: int) -> list[torch.Tensor]:
+    """Norm of each hidden unit's incoming weights: list of (K, width) for hidden layers 0..L-1.
+
+    params : dict name -> (K, ...) stacked parameters; n_layers : number of linear layers (>= 2).
+    """
+    if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 2:
+        raise ValueError(f"n_layers must be an int >= 2 (number of linear layers), got {n_layers!r}")
+    return [params[f"layers.{i}.weight"].detach().norm(dim=-1) for i in range(n_layers - 1)]
+
+
 def uniform_random_task(n_samples: int = 100, n_features: int = 100, seed: int = 0):
     """Inputs drawn uniformly from [0, 1) with uniformly random binary labels (the source's fake data).
 
@@ -450,6 +460,38 @@ def first_crossing(curves, level: float) -> np.ndarray:
         raise ValueError(f"level must be in (0, 1), got {level}")
     below = curves < level
     return np.where(below.any(-1), below.argmax(-1), curves.shape[-1]).astype(float)
+
+
+def predicted_flip_fraction(pattern, weight, bias, level: float) -> np.ndarray:
+    """Share of units that random flips need, on average, to bring P(class 0) below ``level``.
+
+    For two classes the logit difference of the pattern is ``D = b + S`` with ``S = sum_j c_j``,
+    ``c_j = (W[0, j] - W[1, j]) h_j`` and ``b = bias[0] - bias[1]``. Flipping a random set of
+    ``k`` of the ``U`` units removes ``2 c_j`` for each, so on average
+    ``D_k = b + S (1 - 2 k / U)``; it equals ``logit(level)`` at
+    ``k / U = (1 - (logit(level) - b) / S) / 2`` (clipped to [0, 1]).
+
+    Parameters
+    ----------
+    pattern : (..., U); weight : (..., 2, U); bias : (..., 2); level in (0, 1)
+
+    Returns
+    -------
+    np.ndarray (...): the predicted crossing as a share of U
+    """
+    h = _as_array("pattern", pattern).astype(np.float64)
+    W = _as_array("weight", weight, 2).astype(np.float64)
+    b = _as_array("bias", bias).astype(np.float64)
+    if W.shape[-2:] != (2, h.shape[-1]) or W.shape[:-2] != h.shape[:-1]:
+        raise ValueError(f"weight must have shape (..., 2, {h.shape[-1]}) matching pattern {h.shape}, got {W.shape}")
+    if b.shape != W.shape[:-1]:
+        raise ValueError(f"bias must have shape {W.shape[:-1]}, got {b.shape}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    S = ((W[..., 0, :] - W[..., 1, :]) * h).sum(-1)
+    target = math.log(level / (1 - level)) - (b[..., 0] - b[..., 1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.clip((1 - target / S) / 2, 0.0, 1.0)
 
 
 # --------------------------------------------------------------------------- Experiment 3
@@ -675,6 +717,46 @@ def class_sign_consistency(deltas, labels) -> np.ndarray:
             agree += np.maximum(pos, neg).sum()
             total += (pos + neg).sum()
         out[k] = agree / max(total, 1)
+    return out
+
+
+def class_mean_surrogate_cosine(deltas, labels, start: int = 100) -> np.ndarray:
+    """How well the class alone predicts a layer's per-example error vector.
+
+    The weight change of a step is ``-lr * delta x^T``; a shortcut that knew only the class
+    would use ``-lr * m_c x^T`` with ``m_c`` the mean error of earlier steps of that class.
+    Both share ``x``, so the cosine between the two changes equals ``cos(delta, m_c)``.
+    For every step ``t >= start`` whose class occurred before, ``m_c`` is the mean over steps
+    ``< t`` of that class (no look-ahead).
+
+    Parameters
+    ----------
+    deltas : (K, T, U) per-step errors dL/dz; labels : (K, T) classes
+    start : first step scored (int >= 1)
+
+    Returns
+    -------
+    np.ndarray (K,): mean cosine over scored steps (1: the class fixes the change exactly)
+    """
+    d = _as_array("deltas", deltas, 3).astype(np.float64)
+    lab = _as_array("labels", labels, 2)
+    if lab.shape != d.shape[:2]:
+        raise ValueError(f"labels must have shape {d.shape[:2]}, got {lab.shape}")
+    if isinstance(start, bool) or not isinstance(start, int) or not 1 <= start < d.shape[1]:
+        raise ValueError(f"start must be an int in 1..{d.shape[1] - 1}, got {start!r}")
+    out = np.zeros(d.shape[0])
+    for k in range(d.shape[0]):
+        cosines = []
+        for c in np.unique(lab[k]):
+            idx = np.flatnonzero(lab[k] == c)
+            running = np.cumsum(d[k, idx], 0) / np.arange(1, len(idx) + 1)[:, None]  # mean up to and incl. i
+            for i in range(1, len(idx)):
+                if idx[i] < start:
+                    continue
+                cur, ref = d[k, idx[i]], running[i - 1]
+                den = np.linalg.norm(cur) * np.linalg.norm(ref)
+                cosines.append(cur @ ref / den if den > 0 else 0.0)
+        out[k] = np.mean(cosines) if cosines else np.nan
     return out
 
 

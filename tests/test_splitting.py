@@ -195,6 +195,53 @@ def test_first_crossing():
         sp.first_crossing(c, 1.5)
 
 
+def test_predicted_flip_fraction_matches_average_over_random_orders():
+    # the average logit difference over many random orders is a straight line in k, and the
+    # prediction is where that line meets logit(level); cross-check against flip_curves
+    g = torch.Generator().manual_seed(0)
+    U = 40
+    pattern = torch.tanh(torch.randn(U, generator=g)) + 0.3
+    W = torch.randn(2, U, generator=g) * 0.5
+    W[0] += 0.5
+    b = torch.tensor([0.2, -0.1])
+    orders = sp.random_orders(U, 4000, seed=1)
+    p0 = sp.flip_curves(pattern.double(), W.double(), b.double(), orders)[..., 0]  # (R, U+1)
+    mean_logit = torch.log(p0 / (1 - p0)).mean(0).numpy()
+    for level in (0.5, 0.9):
+        pred = sp.predicted_flip_fraction(pattern, W, b, level) * U
+        k_line = np.interp(-np.log(level / (1 - level)), -mean_logit, np.arange(U + 1))
+        assert abs(pred - k_line) < 0.5
+    np.testing.assert_allclose(sp.predicted_flip_fraction(pattern[None].repeat(3, 1), W[None].repeat(3, 1, 1),
+                                                          b[None].repeat(3, 1), 0.5).shape, (3,))
+
+
+def test_predicted_flip_fraction_no_bias_crosses_half_at_half():
+    pattern = np.array([0.9, -0.8, 0.7, 0.6])
+    W = np.array([[1.0, -1.0, 2.0, 0.5], [0.0, 0.0, 0.0, 0.0]])
+    assert sp.predicted_flip_fraction(pattern, W, np.zeros(2), 0.5) == pytest.approx(0.5)
+
+
+def test_predicted_flip_fraction_bad_input():
+    pattern, W, b = np.ones(4), np.ones((2, 4)), np.zeros(2)
+    with pytest.raises(ValueError, match="weight"):
+        sp.predicted_flip_fraction(pattern, np.ones((3, 4)), b, 0.5)
+    with pytest.raises(ValueError, match="bias"):
+        sp.predicted_flip_fraction(pattern, W, np.zeros(3), 0.5)
+    with pytest.raises(ValueError, match="level"):
+        sp.predicted_flip_fraction(pattern, W, b, 1.0)
+    with pytest.raises(TypeError, match="pattern"):
+        sp.predicted_flip_fraction([1.0, 2.0], W, b, 0.5)
+
+
+def test_incoming_weight_norms():
+    ens = Ensemble.from_seeds(lambda s: MLP([3, 4, 5, 2], seed=s), [0, 1])
+    first, second = sp.incoming_weight_norms(ens.params, 3)
+    assert first.shape == (2, 4) and second.shape == (2, 5)
+    torch.testing.assert_close(second[1], ens.params["layers.1.weight"][1].detach().norm(dim=1))
+    with pytest.raises(ValueError, match="n_layers"):
+        sp.incoming_weight_norms(ens.params, 1)
+
+
 # ----------------------------------------------------------------- templates
 
 
@@ -325,3 +372,34 @@ def test_edge_scores():
         sp.edge_scores(np.zeros((5, 4)))
     with pytest.raises(ValueError, match="size"):
         sp.edge_bank(2)
+
+
+def test_class_mean_surrogate_cosine_extremes():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, size=(2, 200))
+    per_class = rng.normal(size=(3, 4))
+    fixed = per_class[labels] * rng.uniform(0.5, 2.0, size=(2, 200, 1))  # direction fixed by the class
+    np.testing.assert_allclose(sp.class_mean_surrogate_cosine(fixed, labels, start=50), 1.0, atol=1e-12)
+    noise = rng.normal(size=(2, 200, 50))  # unrelated to the class: cosine near 0
+    assert np.all(np.abs(sp.class_mean_surrogate_cosine(noise, labels, start=50)) < 0.1)
+    flipped = fixed * rng.choice([-1.0, 1.0], size=(2, 200, 1))  # sign not fixed: near 0 too
+    assert np.all(np.abs(sp.class_mean_surrogate_cosine(flipped, labels, start=50)) < 0.5)
+
+
+def test_class_mean_surrogate_cosine_uses_only_earlier_steps():
+    labels = np.array([[0, 0, 0]])
+    d = np.array([[[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]])
+    # step 2 is predicted from steps 0-1 only, which point elsewhere: cosine 0; step 1: 1
+    np.testing.assert_allclose(sp.class_mean_surrogate_cosine(d, labels, start=1), [0.5])
+
+
+def test_class_mean_surrogate_cosine_bad_input():
+    d, lab = np.zeros((2, 10, 3)), np.zeros((2, 10), dtype=int)
+    with pytest.raises(ValueError, match="labels"):
+        sp.class_mean_surrogate_cosine(d, lab[:, :5])
+    with pytest.raises(ValueError, match="start"):
+        sp.class_mean_surrogate_cosine(d, lab, start=0)
+    with pytest.raises(ValueError, match="start"):
+        sp.class_mean_surrogate_cosine(d, lab, start=10)
+    with pytest.raises(ValueError, match="deltas"):
+        sp.class_mean_surrogate_cosine(np.zeros((10, 3)), lab)
