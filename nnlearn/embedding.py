@@ -12,7 +12,7 @@ from scipy.spatial.distance import pdist
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE, trustworthiness
-from sklearn.metrics import adjusted_rand_score, silhouette_score
+from sklearn.metrics import adjusted_rand_score, homogeneity_score, silhouette_score
 
 
 def _points(name: str, points, min_rows: int = 2) -> np.ndarray:
@@ -90,6 +90,19 @@ def cluster_agreement(labels_a, labels_b) -> float:
     if a.size != b.size or a.size < 2:
         raise ValueError(f"labels_a and labels_b must have equal lengths >= 2, got {a.size} and {b.size}")
     return float(adjusted_rand_score(a, b))
+
+
+def cluster_purity(clusters, labels) -> float:
+    """Homogeneity of clusters with respect to labels, in [0, 1]: 1 when no cluster mixes labels.
+
+    Unlike the adjusted Rand index it does not penalise splitting one label over many clusters,
+    so it asks "does each cluster hold one kind of run?" (scikit-learn's ``homogeneity_score``).
+    """
+    a, b = np.asarray(clusters).ravel(), np.asarray(labels).ravel()
+    if a.size != b.size or a.size < 2:
+        raise ValueError(f"clusters and labels must have equal lengths >= 2, got {a.size} and {b.size}")
+    b = np.unique(b, return_inverse=True)[1]   # any hashable labels (floats, strings) -> 0..n-1
+    return float(homogeneity_score(b, a))
 
 
 def neighbourhood_kept(points, embedding, n_neighbors: int = 5) -> float:

@@ -85,20 +85,29 @@ def flatten(W1, b1, W2, b2) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------- training
-def init_params(widths, seeds: Sequence[int]) -> torch.Tensor:
+INIT_SCHEMES = ("default", "normal")
+
+
+def init_params(widths, seeds: Sequence[int], scheme: str = "default") -> torch.Tensor:
     """Initial flat parameters, row k equal to ``MLP(widths, "sigmoid", seed=seeds[k])``'s.
 
-    PyTorch's default initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and
-    biases, drawn in the same order from the same private generator, without building K models.
+    ``scheme="default"``: PyTorch's default initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    for weights and biases, drawn in the same order from the same private generator, without
+    building K models. ``scheme="normal"``: every parameter drawn from N(0, 1), the choice of
+    many hand-written tutorials (``np.random.randn``), for the initialisation ambiguity.
 
     Returns
     -------
     Tensor, shape (K, P)
     """
     n, h, o = _check_widths(widths)
+    if scheme not in INIT_SCHEMES:
+        raise ValueError(f"scheme must be one of {INIT_SCHEMES}, got {scheme!r}")
     seeds = list(seeds)
     if not seeds:
         raise ValueError("seeds: expected at least one seed")
+    if scheme == "normal":
+        return torch.stack([torch.randn(n_params(widths), generator=make_generator(s)) for s in seeds])
     rows = []
     for s in seeds:
         g, parts = make_generator(s), []
@@ -108,6 +117,25 @@ def init_params(widths, seeds: Sequence[int]) -> torch.Tensor:
             parts.append(torch.rand((fan_out,), generator=g) * 2 * bound - bound)
         rows.append(torch.cat(parts))
     return torch.stack(rows)
+
+
+def perturb_params(params, radius: float, seed: int) -> torch.Tensor:
+    """Each row moved by ``radius`` in a random direction (uniform on the sphere), seeded.
+
+    Parameters
+    ----------
+    params : Tensor (K, P); radius : float >= 0 (Euclidean length of every move)
+
+    Returns
+    -------
+    Tensor (K, P)
+    """
+    if not isinstance(params, torch.Tensor) or params.ndim != 2:
+        raise ValueError(f"params must be a tensor of shape (K, P), got {getattr(params, 'shape', type(params).__name__)}")
+    if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not radius >= 0:
+        raise ValueError(f"radius must be a non-negative number, got {radius!r}")
+    direction = torch.randn(params.shape, generator=make_generator(seed))
+    return params.float() + radius * direction / direction.norm(dim=1, keepdim=True)
 
 
 @dataclass
@@ -406,6 +434,11 @@ def canonical_order(params, widths) -> torch.Tensor:
     return flatten(W1p, b1p, W2p, b2)
 
 
+def canonical_structure(params, widths) -> list[str]:
+    """:func:`gate_structure` after :func:`canonical_order`: twins under a unit swap read the same."""
+    return gate_structure(canonical_order(params, widths), widths)
+
+
 # ------------------------------------------------------------------------------------------ removal
 def single_removal_masks(h: int) -> torch.Tensor:
     """The h masks that each switch off one hidden unit, shape (h, 1, 1, h)."""
@@ -480,6 +513,25 @@ def merge_units(params, widths, k: int, drop: int, keep: int, *, factor: float |
     W1[:, drop] = 0
     b1[:, drop] = 0
     return flatten(W1, b1, W2, b2)
+
+
+def smallest_sufficient_subset(params, widths, X, y) -> np.ndarray:
+    """Per network, the fewest hidden units that still classify every example when all others are off.
+
+    Every subset of every size is tried, each size as one batch of masks (so keep h small).
+
+    Returns
+    -------
+    int ndarray (K,), in 1..h (h when no smaller subset works)
+    """
+    h = _check_widths(widths)[1]
+    params = _check_params(params, widths)
+    best = np.full(len(params), h)
+    for keep in range(h - 1, 0, -1):
+        masks, _ = keep_masks(h, keep)
+        works = (removal_accuracy(params, widths, X, y, masks) == 1).any(0)
+        best[works] = keep
+    return best
 
 
 # ----------------------------------------------------------------------------------------- splicing
@@ -573,6 +625,49 @@ def within_module_fit(acts: np.ndarray) -> np.ndarray:
         total = ((target - target.mean()) ** 2).sum()
         r2.append(1 - (resid**2).sum() / total if total > 0 else 1.0)
     return np.array(r2)
+
+
+def block_null_vectors(acts: np.ndarray) -> np.ndarray:
+    """The three within-block linear relations of a spliced 4-6-3 net, as unit vectors over the 9 units.
+
+    For block m the least-squares fit ``out_m ~ c0 h_2m + c1 h_2m+1 + const`` gives the vector
+    with ``-c0, -c1`` on the block's hidden units and 1 on its output (zero elsewhere); when the
+    fit is exact the vector is in the null space of the activations' covariance.
+
+    Parameters
+    ----------
+    acts : (16, 9) activations (6 hidden, 3 outputs) of one network over the 16 inputs
+
+    Returns
+    -------
+    ndarray (9, 3), one unit-norm column per block
+    """
+    acts = np.asarray(acts, dtype=float)
+    if acts.shape != (16, 9):
+        raise ValueError(f"acts must have shape (16, 9), got {acts.shape}")
+    vectors = np.zeros((9, 3))
+    for m in range(3):
+        A = np.column_stack([acts[:, 2 * m], acts[:, 2 * m + 1], np.ones(16)])
+        coef, *_ = np.linalg.lstsq(A, acts[:, 6 + m], rcond=None)
+        vectors[[2 * m, 2 * m + 1, 6 + m], m] = -coef[0], -coef[1], 1.0
+    return vectors / np.linalg.norm(vectors, axis=0)
+
+
+def count_before_largest_gap(values) -> np.ndarray:
+    """Number of values above the largest ratio between consecutive sorted values (a threshold-free "large").
+
+    Parameters
+    ----------
+    values : (..., R) positive values sorted in decreasing order along the last axis (e.g. singular values)
+
+    Returns
+    -------
+    int ndarray (...)
+    """
+    v = np.asarray(values, dtype=float)
+    if v.ndim < 1 or v.shape[-1] < 2 or (v <= 0).any() or (np.diff(v, axis=-1) > 0).any():
+        raise ValueError(f"values must be positive, sorted decreasingly, with at least 2 along the last axis, got shape {v.shape}")
+    return np.argmax(-np.diff(np.log(v), axis=-1), axis=-1) + 1
 
 
 def hidden_collision(params, widths, y) -> np.ndarray:

@@ -34,10 +34,13 @@ def draw_run(ax, params, widths, k: int, *, title: str | None = None, n: int = 6
         return torch.sigmoid(gates.forward(one, widths, torch.as_tensor(points))[1])[0, :, 0]
 
     X = gates.binary_inputs(2).numpy()
-    decision_map(ax, predict, low=0.0, high=1.0, n=n, X=X, y=(X.sum(1) % 2), cmap="PiYG_r")
+    decision_map(ax, predict, low=0.0, high=1.0, n=n, cmap="PiYG_r")
+    ax.scatter(X[:, 0], X[:, 1], c=["white" if t == 0 else "black" for t in X.sum(1) % 2], s=22,
+               edgecolors="k", linewidths=0.6, clip_on=False, zorder=3)   # the four XOR inputs (black: target 1)
     ax.set_xticks([0, 1])
     ax.set_yticks([0, 1])
-    label = ", ".join(g for _, g in gate_rows(params, widths, k)[:-1]) + " → " + gate_rows(params, widths, k)[-1][1]
+    rows = gate_rows(params, widths, k)
+    label = ", ".join(g for _, g in rows[:-1]) + "\n→ " + rows[-1][1]   # hidden gates, then the output gate
     ax.set_title(title if title is not None else label, fontsize=7)
     return ax
 

@@ -72,3 +72,11 @@ def test_bad_inputs_raise_clear_errors():
         E.nearest_neighbour_agreement(np.zeros((5, 2)), [0, 1])
     with pytest.raises(ValueError, match="k_range"):
         E.best_k(np.zeros((3, 2)), range(5, 6), seed=0)
+
+
+def test_cluster_purity_ignores_splitting_but_not_mixing():
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    assert E.cluster_purity([0, 0, 1, 1, 2, 2, 3, 3], labels) == pytest.approx(1.0)   # split, pure
+    assert E.cluster_purity([0, 1, 0, 1, 0, 1, 0, 1], labels) == pytest.approx(0.0)   # fully mixed
+    with pytest.raises(ValueError, match="clusters and labels"):
+        E.cluster_purity([0, 1], [0, 1, 1])

@@ -188,3 +188,65 @@ def test_hidden_collision():
     assert G.hidden_collision(p, (2, 2, 1), Y_NP)[0]
     with pytest.raises(ValueError, match="y must"):
         G.hidden_collision(p, (2, 2, 1), [0, 1])
+
+
+def test_normal_init_and_bad_scheme():
+    p = G.init_params((2, 2, 1), [0, 1], scheme="normal")
+    assert p.shape == (2, 9) and torch.equal(p, G.init_params((2, 2, 1), [0, 1], scheme="normal"))
+    assert not torch.equal(p, G.init_params((2, 2, 1), [0, 1]))
+    with pytest.raises(ValueError, match="scheme"):
+        G.init_params((2, 2, 1), [0], scheme="xavier")
+
+
+def test_perturb_params_moves_by_radius():
+    p = G.init_params((2, 2, 1), range(5))
+    q = G.perturb_params(p, 0.3, seed=1)
+    assert torch.allclose((q - p).norm(dim=1), torch.full((5,), 0.3), atol=1e-5)
+    assert torch.equal(q, G.perturb_params(p, 0.3, seed=1))
+    with pytest.raises(ValueError, match="radius"):
+        G.perturb_params(p, -1.0, seed=0)
+    with pytest.raises(ValueError, match="params"):
+        G.perturb_params(p[0], 0.1, seed=0)
+
+
+def test_canonical_structure_reads_twins_the_same():
+    swapped = hand_net([[-20, -20], [-20, -20]], [10, 30], [-20, 20], -10)   # nor, nand order
+    assert G.gate_structure(swapped, (2, 2, 1)) != G.gate_structure(NAND_NOR, (2, 2, 1))
+    assert G.canonical_structure(swapped, (2, 2, 1)) == G.canonical_structure(NAND_NOR, (2, 2, 1))
+
+
+def test_block_null_vectors_span_the_covariance_null_space():
+    from scipy.linalg import null_space, subspace_angles
+    X4, _ = G.three_xor_data()
+    big = G.splice_xor_nets(NAND_NOR.repeat(3, 1).reshape(1, 3, 9))
+    acts = G.activation_matrix(big, (4, 6, 3), X4)[0].astype(float)
+    vecs = G.block_null_vectors(acts)
+    assert vecs.shape == (9, 3) and np.allclose(np.linalg.norm(vecs, axis=0), 1)
+    assert vecs[6:, 0].tolist() == [vecs[6, 0], 0.0, 0.0] and (vecs[2:6, 0] == 0).all()   # block 0 only
+    null = null_space(np.cov(acts.T), rcond=1e-6)
+    assert null.shape[1] == 3 and np.degrees(subspace_angles(vecs, null)).max() < 1.0
+    with pytest.raises(ValueError, match="acts"):
+        G.block_null_vectors(np.zeros((15, 9)))
+
+
+def test_count_before_largest_gap():
+    assert G.count_before_largest_gap([1.0, 0.9, 0.5, 1e-6, 1e-7]) == 3
+    assert G.count_before_largest_gap(np.array([[1.0, 1e-3, 1e-4], [1.0, 0.9, 1e-5]])).tolist() == [1, 2]
+    with pytest.raises(ValueError, match="values"):
+        G.count_before_largest_gap([0.1, 1.0])
+
+
+def test_smallest_sufficient_subset():
+    assert G.smallest_sufficient_subset(NAND_NOR, (2, 2, 1), X, Y_NP).tolist() == [2]
+    W1 = torch.tensor([[[-20.0, -20.0], [-20.0, -20.0], [-20.0, -20.0]]])
+    split = G.flatten(W1, torch.tensor([[10.0, 30.0, 30.0]]), torch.tensor([[[-20.0, 10.0, 10.0]]]), torch.tensor([[-10.0]]))
+    assert G.smallest_sufficient_subset(split, (2, 3, 1), X, Y_NP).tolist() == [3]   # the split gate needs both halves
+    spare = G.flatten(W1, torch.tensor([[10.0, 30.0, 30.0]]), torch.tensor([[[-20.0, 20.0, 0.0]]]), torch.tensor([[-10.0]]))
+    assert G.smallest_sufficient_subset(spare, (2, 3, 1), X, Y_NP).tolist() == [2]   # unit 2 is unused
+
+
+def test_widget_gate_rows_and_bad_run_index():
+    from nnlearn.widgets_xor import gate_rows
+    assert gate_rows(NAND_NOR, (2, 2, 1), 0) == [("h1", "nand"), ("h2", "nor"), ("out", "a and not b")]
+    with pytest.raises(ValueError, match="k must"):
+        gate_rows(NAND_NOR, (2, 2, 1), 3)
