@@ -49,6 +49,7 @@ __all__ = [
     "TrainResult",
     "adam_single_kick_travel",
     "class_one_probability",
+    "unit_role_similarity",
 ]
 
 
@@ -402,16 +403,20 @@ def select_members(params, idx) -> dict:
 
 class TrainResult(NamedTuple):
     """params: trained stacked parameters; loss, acc: (steps, K) before each step;
-    snapshots: list of (step, params) taken before step 0 and every ``snapshot_every`` steps."""
+    snapshots: list of (step, params) taken before step 0 and every ``snapshot_every`` steps;
+    grad_max: with ``track_grad=True``, a dict name -> tensor shaped like the parameter holding the
+    largest absolute gradient each entry received during training (0 = never a nonzero gradient);
+    else None."""
 
     params: dict
     loss: np.ndarray
     acc: np.ndarray
     snapshots: list
+    grad_max: dict | None = None
 
 
 def train_adam(params, X, y, *, lr: float, steps: int, masks=None, snapshot_every: int | None = None,
-               snapshot_members=None) -> TrainResult:
+               snapshot_members=None, track_grad: bool = False) -> TrainResult:
     """Full-batch Adam (PyTorch defaults, betas (0.9, 0.999)) on the summed cross-entropy of K
     stacked ReLU nets; each member gets exactly its own gradient, as if trained alone.
 
@@ -423,6 +428,8 @@ def train_adam(params, X, y, *, lr: float, steps: int, masks=None, snapshot_ever
     masks : optional list of (K, width) 0/1 node masks (removed nodes get zero gradient)
     snapshot_every : keep a copy of the parameters every this many steps (optional)
     snapshot_members : which members to keep in snapshots (default: all)
+    track_grad : if True, record for every parameter entry the largest absolute gradient it ever
+        received (``TrainResult.grad_max``); an entry whose gradient was always 0 cannot move under Adam
     """
     _check_params(params)
     X = _check_X(X, params["layers.0.weight"].shape[-1])
@@ -438,6 +445,7 @@ def train_adam(params, X, y, *, lr: float, steps: int, masks=None, snapshot_ever
     p = {n: t.detach().clone().requires_grad_(True) for n, t in params.items()}
     opt = torch.optim.Adam(list(p.values()), lr=lr)
     losses, accs, snaps = [], [], []
+    seen = {n: torch.zeros(t.shape) for n, t in p.items()} if track_grad else None
     for step in range(steps):
         if snapshot_every and step % snapshot_every == 0:
             snaps.append((step, {n: t.detach()[sel].clone() for n, t in p.items()}))
@@ -445,13 +453,16 @@ def train_adam(params, X, y, *, lr: float, steps: int, masks=None, snapshot_ever
         _, logits = stacked_forward(p, X, masks)
         per = member_ce(logits, y)
         per.sum().backward()
+        if seen is not None:
+            for n, t in p.items():
+                torch.maximum(seen[n], t.grad.abs(), out=seen[n])
         opt.step()
         losses.append(per.detach().numpy().copy())
         accs.append(member_accuracy(logits.detach(), y).numpy())
     final = {n: t.detach() for n, t in p.items()}
     if snapshot_every:
         snaps.append((steps, {n: t[sel].clone() for n, t in final.items()}))
-    return TrainResult(final, np.array(losses), np.array(accs), snaps)
+    return TrainResult(final, np.array(losses), np.array(accs), snaps, seen)
 
 
 def adam_single_kick_travel(steps: int, betas=(0.9, 0.999)) -> float:
@@ -478,3 +489,43 @@ def class_one_probability(params, points, masks=None) -> torch.Tensor:
     """Softmax probability of class 1 at each point for each member: (K, M)."""
     _, logits = stacked_forward(params, points, masks)
     return torch.softmax(logits, -1)[..., 1]
+
+
+@torch.no_grad()
+def unit_role_similarity(params_a, params_b, X, masks, layer: int):
+    """Do the kept units of two networks of the same shape play the same role?
+
+    For hidden layer ``layer``, correlate each kept unit's activation over ``X`` in network A with
+    the same unit's activation in network B ("matched"), and with every other kept unit of B
+    ("mismatched", the chance level for units that share nothing but the data). Units constant on
+    ``X`` in either network (e.g. dead ReLUs) are left out.
+
+    Parameters
+    ----------
+    params_a, params_b : stacked parameter dicts of K networks with equal shapes
+    X : Tensor (N, n_in)
+    masks : list of (K, width) 0/1 masks shared by both (the kept units), or None
+    layer : index of the hidden layer (0-based)
+
+    Returns
+    -------
+    matched, mismatched : Tensor (K,), mean Pearson correlation per member (NaN if no unit is live)
+    """
+    L = _check_params(params_a)
+    if _check_params(params_b) != L or any(params_a[n].shape != params_b[n].shape for n in params_a):
+        raise ValueError("params_a and params_b must have the same parameter shapes")
+    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < L - 1:
+        raise ValueError(f"layer must be an int in 0..{L - 2}, got {layer!r}")
+    ha = stacked_forward(params_a, X, masks)[0][layer]
+    hb = stacked_forward(params_b, X, masks)[0][layer]  # (K, N, width)
+    K, width = ha.shape[0], ha.shape[2]
+    kept = torch.ones(K, width, dtype=torch.bool) if masks is None else masks[layer].bool()
+    za = (ha - ha.mean(1, keepdim=True)) / ha.std(1, unbiased=False, keepdim=True)
+    zb = (hb - hb.mean(1, keepdim=True)) / hb.std(1, unbiased=False, keepdim=True)
+    live = kept & (ha.std(1) > 0) & (hb.std(1) > 0)  # (K, width)
+    corr = torch.einsum("kni,knj->kij", torch.nan_to_num(za), torch.nan_to_num(zb)) / ha.shape[1]
+    pair = live.unsqueeze(2) & live.unsqueeze(1)
+    eye = torch.eye(width, dtype=torch.bool).unsqueeze(0)
+    matched = (corr * (pair & eye)).sum((1, 2)) / (pair & eye).sum((1, 2))
+    mismatched = (corr * (pair & ~eye)).sum((1, 2)) / (pair & ~eye).sum((1, 2))
+    return matched, mismatched

@@ -168,3 +168,39 @@ def test_keras_init_and_helpers():
         P.never_updated(torch.zeros(2), torch.zeros(3))
     with pytest.raises(TypeError):
         P.stacked_forward([1, 2], torch.zeros(1, 2))
+
+
+def test_track_grad_marks_exactly_the_weights_that_moved(X):
+    y = (X[:, 0] > 0).long()
+    params = _stack([MLP([2, 6, 5, 2], seed=2), MLP([2, 6, 5, 2], seed=3)])
+    keep = [P.keep_from_indices([0, 1, 2], 6).unsqueeze(0).expand(2, -1).clone(), None]
+    new, masks = P.prune_stacked(params, X, keep)
+    res = P.train_adam(new, X, y, lr=0.1, steps=10, masks=masks, track_grad=True)
+    for n in new:
+        moved = res.params[n] != new[n]
+        assert torch.equal(moved, res.grad_max[n] > 0)   # Adam moves an entry iff it ever had a gradient
+    assert not res.grad_max["layers.1.weight"][:, :, 3:].any()   # removed units: no gradient
+    # the largest gradient of the first step is recorded
+    p0 = {n: t.clone().requires_grad_(True) for n, t in new.items()}
+    P.member_ce(P.stacked_forward(p0, X, masks)[1], y).sum().backward()
+    assert (res.grad_max["layers.2.weight"] >= p0["layers.2.weight"].grad.abs() - 1e-7).all()
+    assert P.train_adam(new, X, y, lr=0.1, steps=2).grad_max is None
+
+
+def test_unit_role_similarity(net, X):
+    params = _stack([net, MLP([2, 6, 5, 2], seed=5)])
+    same, chance = P.unit_role_similarity(params, params, X, None, 0)
+    torch.testing.assert_close(same, torch.ones(2), rtol=0, atol=1e-5)   # a network matches itself
+    # cross-check one member against numpy's corrcoef
+    other = _stack([MLP([2, 6, 5, 2], seed=7), MLP([2, 6, 5, 2], seed=8)])
+    m, mm = P.unit_role_similarity(params, other, X, None, 1)
+    ha = P.stacked_forward(params, X)[0][1][0].numpy()
+    hb = P.stacked_forward(other, X)[0][1][0].numpy()
+    live = (ha.std(0) > 0) & (hb.std(0) > 0)
+    c = np.corrcoef(ha[:, live].T, hb[:, live].T)[: live.sum(), live.sum():]
+    assert m[0].item() == pytest.approx(np.diag(c).mean(), abs=1e-5)
+    assert mm[0].item() == pytest.approx(c[~np.eye(live.sum(), dtype=bool)].mean(), abs=1e-5)
+    with pytest.raises(ValueError, match="layer"):
+        P.unit_role_similarity(params, params, X, None, 2)
+    with pytest.raises(ValueError, match="same parameter shapes"):
+        P.unit_role_similarity(params, _stack([MLP([2, 6, 4, 2], seed=1)] * 2), X, None, 0)
