@@ -257,7 +257,8 @@ def mask_losses(params, X, y, masks, *, chunk: int = 4096, with_grad: bool = Tru
     Parameters
     ----------
     params : stacked params of K two-class networks
-    X : (N, n_in) test inputs shared by all networks; y : (N,) labels in {0, 1}
+    X : (N, n_in) test inputs shared by all networks, or (K, N, n_in) one test set per network
+    y : (N,) labels in {0, 1}, or (K, N) with per-network test sets
     masks : (M, H) shared by all networks, or (K, M, H); 0/1 or fractional
     chunk : masks evaluated per matrix product (bounds memory at about K * chunk * N floats)
     with_grad : also return the gradients (else ``None`` in their place)
@@ -270,14 +271,14 @@ def mask_losses(params, X, y, masks, *, chunk: int = 4096, with_grad: bool = Tru
     contrib, offset = node_contributions(params, X)
     y = as_tensor(y)
     K, N, H = contrib.shape
-    if y.ndim != 1 or len(y) != N:
-        raise ValueError(f"y must have shape ({N},), got {tuple(y.shape)}")
+    if y.shape not in ((N,), (K, N)):
+        raise ValueError(f"y must have shape ({N},) or ({K}, {N}), got {tuple(y.shape)}")
     if not bool(((y == 0) | (y == 1)).all()):
         raise ValueError("y must hold labels 0 and 1 only (a two-class task)")
     chunk = _int_at_least("chunk", chunk, 1)
     m = _as_masks(masks, K, H)
-    sign = (2.0 * y.to(torch.float32) - 1.0)  # +1 for class 1, -1 for class 0
-    yf = y.to(torch.float32)
+    yf = y.to(torch.float32).reshape(-1, 1, N)  # (1 or K, 1, N), broadcasts against (K, C, N)
+    sign = 2.0 * yf - 1.0  # +1 for class 1, -1 for class 0
     losses, grads = [], []
     with torch.no_grad():
         for start in range(0, m.shape[1], chunk):
@@ -354,6 +355,21 @@ def normality_check(values) -> dict:
     if v.size < 20 or not np.isfinite(v).all():
         raise ValueError(f"values must hold at least 20 finite numbers, got {v.size}")
     return {"skew": float(stats.skew(v)), "kurtosis": float(stats.kurtosis(v)), "p_value": float(stats.normaltest(v).pvalue)}
+
+
+def boxcox_lambda(values, confidence: float = 0.95) -> tuple[float, float, float]:
+    """Maximum-likelihood Box-Cox exponent of positive ``values`` with its profile-likelihood interval.
+
+    ``lambda = 0`` means the logarithm is the power transform that makes ``values`` most normal;
+    1 means no transform. values : (n,) positive, n >= 20 -> (lambda, lo, hi)
+    """
+    v = np.asarray(values, dtype=float).ravel()
+    if v.size < 20 or not np.isfinite(v).all() or not (v > 0).all():
+        raise ValueError(f"values must hold at least 20 positive finite numbers, got {v.size} values, min {v.min() if v.size else None}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    _, lmbda, (lo, hi) = stats.boxcox(v, alpha=1 - confidence)
+    return float(lmbda), float(lo), float(hi)
 
 
 def lag_correlations(series) -> tuple[np.ndarray, np.ndarray]:
@@ -437,6 +453,94 @@ def bias_like_nodes(params, *, low: float = -1.0, high: float = 1.0, n: int = 10
     mean = h.mean(1)
     cv = np.divide(h.std(1), mean, out=np.full_like(mean, np.inf), where=mean > 0)
     return (h > 0).all(1) & (cv < max_cv)
+
+
+def prediction_interval(values, confidence: float = 0.95) -> tuple[float, float]:
+    """Student-t prediction interval for one more draw from the population that gave ``values``.
+
+    ``mean +- t_{(1+confidence)/2, n-1} * sd * sqrt(1 + 1/n)`` (sd with ddof=1): the range a
+    single new run (for instance the source's one training run) should fall in with probability
+    ``confidence`` if it came from the same distribution as ours.
+
+    values : (n,) finite, n >= 2 -> (lo, hi)
+    """
+    v = np.asarray(values, dtype=float).ravel()
+    if v.size < 2 or not np.isfinite(v).all():
+        raise ValueError(f"values must hold at least 2 finite numbers, got {v.size}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    half = stats.t.ppf((1 + confidence) / 2, v.size - 1) * v.std(ddof=1) * math.sqrt(1 + 1 / v.size)
+    return float(v.mean() - half), float(v.mean() + half)
+
+
+def standardised_gap(value: float, values) -> float:
+    """``(value - mean) / (sd * sqrt(1 + 1/n))``: how far one new draw lies from ``values``' mean,
+    in units of the prediction standard error (compare with Student-t quantiles, n-1 dof)."""
+    v = np.asarray(values, dtype=float).ravel()
+    if v.size < 2 or not np.isfinite(v).all():
+        raise ValueError(f"values must hold at least 2 finite numbers, got {v.size}")
+    sd = v.std(ddof=1) * math.sqrt(1 + 1 / v.size)
+    if sd == 0:
+        raise ValueError("values must not all be equal")
+    return float((value - v.mean()) / sd)
+
+
+def fade_distance(series, *, below: float | None = None, confidence: float = 0.95) -> int:
+    """Steps along the path until the correlation with the first value fades.
+
+    series : (P, T) values along P paths. With ``below=None`` the answer is the first step t >= 1
+    whose Fisher-z ``confidence`` interval for corr(series[:, 0], series[:, t]) contains 0 (depends
+    on P); otherwise the first t with correlation < ``below``. Returns T if it never fades.
+    """
+    s = np.asarray(series, dtype=float)
+    if s.ndim != 2 or s.shape[0] < 4 or s.shape[1] < 2:
+        raise ValueError(f"series must have shape (P >= 4, T >= 2), got {s.shape}")
+    r = np.corrcoef(s, rowvar=False)[0]
+    if below is not None:
+        hits = np.nonzero(r[1:] < below)[0]
+    else:
+        z, half = np.arctanh(np.clip(r[1:], -0.999999, 0.999999)), stats.norm.ppf((1 + confidence) / 2) / math.sqrt(s.shape[0] - 3)
+        hits = np.nonzero((z - half <= 0) & (0 <= z + half))[0]
+    return int(hits[0] + 1) if hits.size else s.shape[1]
+
+
+def trough_ratio(values, width: float = 0.03, *, span: float = 1.0, n_points: int = 201) -> float:
+    """Kernel density at 0 divided by the lower of the highest density left and right of 0.
+
+    Below 1 means the density has a trough at 0 between a peak on each side; about 1 or more
+    means no trough (a single peak at or near 0). The density is evaluated on ``n_points`` points
+    spanning ``[-span, span]``, so peaks farther out than ``span`` are not seen.
+    values : (n,) -> float
+    """
+    xs = np.linspace(-span, span, n_points)
+    if not np.any(xs == 0):
+        raise ValueError(f"n_points must be odd so that the grid contains 0, got {n_points}")
+    dens = fixed_width_kde(values, width, xs)
+    at0 = dens[xs == 0][0]
+    return float(at0 / min(dens[xs < 0].max(), dens[xs > 0].max()))
+
+
+def class_flip_share(params, X, paths, *, chunk: int = 256) -> np.ndarray:
+    """Share of inputs whose predicted class changes at each step of each mask path.
+
+    params : stacked params of K two-class networks; X : (N, n_in) or (K, N, n_in)
+    paths : (P, T, H) masks along P paths -> np.ndarray (K, P, T - 1)
+    """
+    contrib, offset = node_contributions(params, X)
+    K, N, H = contrib.shape
+    pth = as_tensor(paths, torch.float32)
+    if pth.ndim != 3 or pth.shape[2] != H or pth.shape[1] < 2:
+        raise ValueError(f"paths must have shape (P, T >= 2, {H}), got {tuple(pth.shape)}")
+    chunk = _int_at_least("chunk", chunk, 1)
+    P, T, _ = pth.shape
+    out = []
+    with torch.no_grad():
+        for start in range(0, P, chunk):
+            part = pth[start : start + chunk].reshape(-1, H)  # (C*T, H)
+            d = torch.matmul(part, contrib.transpose(1, 2)) + offset[:, None, None]  # (K, C*T, N)
+            cls = (d > 0).reshape(K, -1, T, N)
+            out.append((cls[:, :, 1:] != cls[:, :, :-1]).float().mean(-1))
+    return torch.cat(out, 1).numpy()
 
 
 def text_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:

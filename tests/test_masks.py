@@ -170,3 +170,103 @@ def test_bad_inputs_raise_clear_errors(nets):
         M.train_circle_nets([])
     with pytest.raises(ValueError, match="mask must have shape"):
         M.pointwise_mask_grads(P, X, y, mask=np.ones(3))
+
+
+def test_mask_losses_accept_one_test_set_per_network(nets):
+    ens, X, y = nets
+    P = M.stacked_params(ens)
+    X2, y2 = circle_data(40, 8)
+    Xs, ys = np.stack([X[:40], X2, X[10:50]]), np.stack([y[:40], y2, y[10:50]])
+    masks = M.bernoulli_masks(7, 6, 0.5, seed=4)
+    losses, grads = M.mask_losses(P, Xs, ys, masks)
+    for k in range(3):
+        one = {n: t[k : k + 1] for n, t in P.items()}
+        lk, gk = M.mask_losses(one, Xs[k], ys[k], masks)
+        assert np.allclose(losses[k], lk[0], atol=1e-6) and np.allclose(grads[k], gk[0], atol=1e-6)
+    with pytest.raises(ValueError, match="y must have shape"):
+        M.mask_losses(P, Xs, ys[:2], masks)
+
+
+def test_prediction_interval_formula_and_coverage():
+    v = np.array([1.0, 2.0, 4.0, 7.0])
+    half = stats.t.ppf(0.975, 3) * v.std(ddof=1) * math.sqrt(1 + 1 / 4)
+    assert np.allclose(M.prediction_interval(v), (v.mean() - half, v.mean() + half))
+    rng = np.random.default_rng(5)
+    draws = rng.normal(size=(4000, 9))  # 8 runs + 1 new one
+    hits = [lo <= d[-1] <= hi for d in draws for lo, hi in [M.prediction_interval(d[:-1])]]
+    assert abs(np.mean(hits) - 0.95) < 0.015
+    gap = M.standardised_gap(v.mean() + half, v)
+    assert gap == pytest.approx(stats.t.ppf(0.975, 3))
+    with pytest.raises(ValueError, match="at least 2"):
+        M.prediction_interval([1.0])
+    with pytest.raises(ValueError, match="confidence"):
+        M.prediction_interval(v, 1.5)
+    with pytest.raises(ValueError, match="not all be equal"):
+        M.standardised_gap(1.0, [2.0, 2.0])
+
+
+def test_fade_distance_matches_pearson_intervals():
+    from nnlearn.stats import pearson_ci
+
+    rng = np.random.default_rng(2)
+    base = rng.normal(size=(300, 1))
+    series = base * np.linspace(1, -0.2, 12)[None, :] + rng.normal(size=(300, 12)) * 0.5
+    slow = next((t for t in range(1, 12)
+                 if (lambda e: e.lo <= 0 <= e.hi)(pearson_ci(series[:, 0], series[:, t])[0])), 12)
+    assert M.fade_distance(series) == slow
+    r = np.corrcoef(series, rowvar=False)[0]
+    assert M.fade_distance(series, below=0.3) == int(np.argmax(r < 0.3))
+    assert M.fade_distance(np.cumsum(rng.normal(size=(300, 4)), 1), below=-0.5) == 4  # never fades
+    with pytest.raises(ValueError, match="series must have shape"):
+        M.fade_distance(np.ones((3, 5)))
+
+
+def test_trough_ratio_sees_two_peaks_but_not_one():
+    rng = np.random.default_rng(3)
+    assert abs(M.trough_ratio(rng.normal(-0.05, 0.35, size=20000)) - 1) < 0.05
+    two = np.r_[rng.normal(-0.3, 0.1, 5000), rng.normal(0.3, 0.1, 5000)]
+    assert M.trough_ratio(two) < 0.2
+    with pytest.raises(ValueError, match="n_points must be odd"):
+        M.trough_ratio(two, n_points=600)
+
+
+def test_boxcox_lambda_finds_the_log():
+    rng = np.random.default_rng(4)
+    lam, lo, hi = M.boxcox_lambda(rng.lognormal(size=3000))
+    assert lo <= 0 <= hi and abs(lam) < 0.1
+    x = rng.normal(10, 1, size=3000)
+    assert M.boxcox_lambda(x)[0] == pytest.approx(stats.boxcox_normmax(x, method="mle"), abs=1e-3)
+    with pytest.raises(ValueError, match="positive"):
+        M.boxcox_lambda(np.r_[x, -1.0])
+
+
+def test_class_flip_share_matches_predictions(nets):
+    ens, X, _ = nets
+    P = M.stacked_params(ens)
+    paths = M.hypercube_paths(5, 6, 0.5, seed=1)
+    share = M.class_flip_share(P, X, paths, chunk=2)
+    assert share.shape == (3, 5, 6)
+    for k in range(3):
+        one = {n: t[k : k + 1] for n, t in P.items()}
+        cls = np.array([[M.predict_inside(one, X, m)[0] < 0.5 for m in path] for path in paths])  # (5, 7, N)
+        assert np.allclose(share[k], (cls[:, 1:] != cls[:, :-1]).mean(-1))
+    with pytest.raises(ValueError, match="paths must have shape"):
+        M.class_flip_share(P, X, paths[:, :, :4])
+
+
+def test_more_bad_inputs(nets):
+    ens, X, _ = nets
+    P = M.stacked_params(ens)
+    contrib, _ = M.node_contributions(P, X)
+    with pytest.raises(ValueError, match="probs"):
+        M.source_masks(probs=(0.5, 1.2))
+    with pytest.raises(ValueError, match="masks must have shape"):
+        M.mask_summary(np.ones(5))
+    with pytest.raises(ValueError, match="contrib must be"):
+        M.half_network_deviation(contrib[0], np.ones((3, 4)))
+    with pytest.raises(ValueError, match="masks must have shape"):
+        M.direction_imbalance(P, np.ones((3, 4)))
+    with pytest.raises(ValueError, match="max_cv"):
+        M.bias_like_nodes(P, max_cv=0)
+    with pytest.raises(ValueError, match="covariates must have"):
+        M.residualise(np.arange(5.0), np.ones((4, 1)))
