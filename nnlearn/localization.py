@@ -55,11 +55,19 @@ ACTIVATIONS = {
 }
 
 
-def _check_activation(activation) -> None:
+def _check_activation(activation, name: str = "activation") -> None:
     if not isinstance(activation, str):
-        raise TypeError(f"activation must be a str, got {type(activation).__name__}")
+        raise TypeError(f"{name} must be a str, got {type(activation).__name__}")
     if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        raise ValueError(f"{name} must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+
+
+def _output_functions(output_activation):
+    """(function, derivative) applied to the output layer; the identity for ``None``."""
+    if output_activation is None:
+        return (lambda u: u), (lambda u: torch.ones_like(u))
+    _check_activation(output_activation, "output_activation")
+    return ACTIVATIONS[output_activation]
 
 
 
@@ -106,12 +114,16 @@ def member_params(params: Mapping[str, torch.Tensor], k: int) -> dict[str, torch
     return {m: params[n][k].clone() for m, n in zip(names, PARAM_NAMES)}
 
 
-def forward(params: Mapping[str, torch.Tensor], X: torch.Tensor, activation: str) -> torch.Tensor:
-    """Outputs of K nets on shared inputs: X (N, D) -> (K, N, C)."""
+def forward(params: Mapping[str, torch.Tensor], X: torch.Tensor, activation: str, output_activation: str | None = None) -> torch.Tensor:
+    """Outputs of K nets on shared inputs: X (N, D) -> (K, N, C).
+
+    ``output_activation`` (a key of ``ACTIVATIONS``, or None for linear outputs) is applied to
+    the output layer, as ``MLP(..., output_activation=...)`` does.
+    """
     _check_activation(activation)
-    act = ACTIVATIONS[activation][0]
+    act, out_act = ACTIVATIONS[activation][0], _output_functions(output_activation)[0]
     h = act(torch.matmul(X, params["W1"].transpose(1, 2)) + params["b1"][:, None])
-    return torch.matmul(h, params["W2"].transpose(1, 2)) + params["b2"][:, None]
+    return out_act(torch.matmul(h, params["W2"].transpose(1, 2)) + params["b2"][:, None])
 
 
 # --------------------------------------------------------------------------------------------
@@ -174,6 +186,7 @@ def per_example_sgd(
     *,
     lr,
     activation: str = "softplus",
+    output_activation: str | None = None,
     loss: str = "mse",
     groups=None,
     n_groups: int = 0,
@@ -193,8 +206,9 @@ def per_example_sgd(
     X : Tensor (N, D), the pool of inputs
     order, targets : integer arrays (K, T)
     lr : float or array (K,), a learning rate per member
-    activation : a key of ``ACTIVATIONS``
-    loss : {"mse", "ce"}
+    activation : a key of ``ACTIVATIONS``, the hidden layer's activation
+    output_activation : a key of ``ACTIVATIONS`` applied to the outputs, or None (linear outputs)
+    loss : {"mse", "ce"}, computed on the (activated) outputs
     groups : integer array (K, T), optional
         Tally group of each step (-1: not tallied); with ``n_groups`` groups.
     chunk : int, steps per chunk (any value gives the same result)
@@ -206,6 +220,7 @@ def per_example_sgd(
     SGDResult
     """
     _check_activation(activation)
+    out_act, out_act_prime = _output_functions(output_activation)
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     chunk = positive_int("chunk", chunk)
@@ -238,9 +253,10 @@ def per_example_sgd(
             for j in range(B):
                 z = Z[:, j] + b1
                 h = act(z)
-                out = torch.bmm(W2, h[:, :, None])[:, :, 0] + b2
+                u = torch.bmm(W2, h[:, :, None])[:, :, 0] + b2
+                out = out_act(u)
                 correct[:, t0 + j] = out.argmax(-1) == targets[:, t0 + j]
-                g_out = output_gradient(out, targets[:, t0 + j], loss)
+                g_out = output_gradient(out, targets[:, t0 + j], loss) * out_act_prime(u)
                 g_z = torch.bmm(g_out[:, None, :], W2)[:, 0] * act_prime(z)
                 s1 = rate[:, j, None] * g_z
                 s2 = rate[:, j, None] * g_out
@@ -250,7 +266,7 @@ def per_example_sgd(
                 if j + 1 < B:  # the W1 update's effect on this chunk's later pre-activations
                     Z[:, j + 1 :] -= s1[:, None, :] * gram[:, j, j + 1 :, None]
                 step1[:, j], step2[:, j], hidden[:, j] = s1, s2, h
-            W1 -= torch.bmm(step1.transpose(1, 2), Xc)
+            W1.baddbmm_(step1.transpose(1, 2), Xc, alpha=-1.0)  # in place: no (K, H, D) temporary
             if groups is not None:
                 _add_tallies(tallies, groups[:, t0 : t0 + B], n_groups, step1, step2, hidden, Xc)
     return SGDResult(params={"W1": W1, "b1": b1, "W2": W2, "b2": b2}, tallies=tallies, correct=correct.numpy())
@@ -265,8 +281,8 @@ def _add_tallies(tallies, groups, n_groups, step1, step2, hidden, Xc) -> None:
             continue
         tallies["b1"][g] += (a1 * m).sum(1)
         tallies["b2"][g] += (a2 * m).sum(1)
-        tallies["W1"][g] += torch.bmm((a1 * m).transpose(1, 2), ax)
-        tallies["W2"][g] += torch.bmm((a2 * m).transpose(1, 2), ah)
+        tallies["W1"][g].baddbmm_((a1 * m).transpose(1, 2), ax)
+        tallies["W2"][g].baddbmm_((a2 * m).transpose(1, 2), ah)
 
 
 # --------------------------------------------------------------------------------------------
@@ -354,6 +370,7 @@ class LocalizationRun:
 
     seeds: list
     activation: str
+    output_activation: str | None
     hidden: int
     lr: np.ndarray
     loss: str
@@ -368,6 +385,7 @@ def run_localization(
     seeds: Sequence[int],
     *,
     activation: str = "softplus",
+    output_activation: str | None = None,
     hidden: int = 100,
     lr=1e-3,
     loss: str = "mse",
@@ -377,6 +395,7 @@ def run_localization(
     """Phase 1 for K seeds at once, then all 4 x K forks at once.
 
     ``lr`` is one float or one value per seed (several learning rates train in one batch).
+    ``output_activation``: None for linear outputs, or a key of ``ACTIVATIONS``.
     """
     seeds = list(seeds)
     K = len(seeds)
@@ -387,17 +406,18 @@ def run_localization(
     group = np.where(np.isin(data.digits1, GROUP_17), 0, 1) + 2 * half
     targets1 = np.tile(np.isin(data.digits1, GROUP_68).astype(np.int64), (K, 1))
     order1 = np.tile(np.arange(n1), (K, 1))
-    p1 = per_example_sgd(init, data.X1, order1, targets1, lr=lr, activation=activation, loss=loss, groups=np.tile(group, (K, 1)), n_groups=4, chunk=chunk, dtype=dtype)
+    p1 = per_example_sgd(init, data.X1, order1, targets1, lr=lr, activation=activation, output_activation=output_activation, loss=loss, groups=np.tile(group, (K, 1)), n_groups=4, chunk=chunk, dtype=dtype)
     order2, targets2 = fork_streams(data.digits2)
     n_forks = len(order2)
     fork_init = {n: v.repeat(n_forks, *[1] * (v.ndim - 1)) for n, v in p1.params.items()}  # fork-major
     p2 = per_example_sgd(
-        fork_init, data.X2, np.repeat(order2, K, 0), np.repeat(targets2, K, 0), lr=np.tile(lr, n_forks), activation=activation, loss=loss, chunk=chunk, dtype=dtype
+        fork_init, data.X2, np.repeat(order2, K, 0), np.repeat(targets2, K, 0), lr=np.tile(lr, n_forks), activation=activation, output_activation=output_activation, loss=loss, chunk=chunk, dtype=dtype
     )
     forks = {n: v.reshape(n_forks, K, *v.shape[1:]) for n, v in p2.params.items()}
     return LocalizationRun(
         seeds=seeds,
         activation=activation,
+        output_activation=output_activation,
         hidden=hidden,
         lr=lr,
         loss=loss,
@@ -595,4 +615,118 @@ def pixel_map_summary(pixel_r: np.ndarray, constant: np.ndarray) -> dict[str, fl
         "share_negative": float((varying < 0).mean()),
         "mean_varying": float(varying.mean()),
         "mean_constant": float(fixed.mean()) if fixed.size else float("nan"),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Sweeps and summaries across seeds
+# --------------------------------------------------------------------------------------------
+
+
+def finite_mean_ci(values):
+    """:func:`nnlearn.stats.mean_ci` of per-seed values, or None if any is NaN/inf (a diverged run)."""
+    from nnlearn.stats import mean_ci
+
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 1 or v.size < 2:
+        raise ValueError(f"values must be a 1-d array of at least 2 per-seed values, got shape {v.shape}")
+    return mean_ci(v) if np.isfinite(v).all() else None
+
+
+def activation_lr_sweep(
+    data: PhaseData,
+    seeds: Sequence[int],
+    activations: Sequence[str],
+    lrs: Sequence[float],
+    *,
+    hidden: int = 100,
+    loss: str = "mse",
+    dtype: torch.dtype = torch.float32,
+) -> dict[tuple[str, float], dict]:
+    """The whole study for every (activation, learning rate), all learning rates of one activation in one batch.
+
+    Returns
+    -------
+    dict (activation, lr) -> {"weights", "biases": mean over seeds of the per-seed correlation
+    (an ``Estimate``, or None where a seed diverged), "acc": mean phase-1 online accuracy (float),
+    "fork_acc": mean late online accuracy of the forks (float)}
+    """
+    seeds, lrs = list(seeds), [float(lr) for lr in lrs]
+    if not seeds or not lrs or not activations:
+        raise ValueError("seeds, activations and lrs must each hold at least one value")
+    if any(not lr > 0 for lr in lrs):
+        raise ValueError(f"lrs must all be > 0, got {lrs}")
+    for act in activations:
+        _check_activation(act)
+    K = len(seeds)
+    out = {}
+    for act in activations:
+        with np.errstate(invalid="ignore", over="ignore"):
+            run = run_localization(data, seeds * len(lrs), activation=act, hidden=hidden, lr=np.repeat(lrs, K), loss=loss, dtype=dtype)
+            corr = seed_correlations(run)
+        for i, lr in enumerate(lrs):
+            part = slice(i * K, (i + 1) * K)
+            out[act, lr] = {
+                "weights": finite_mean_ci(corr["weights"][part]),
+                "biases": finite_mean_ci(corr["biases"][part]),
+                "acc": float(run.phase1_acc[part].mean()),
+                "fork_acc": float(run.fork_acc[:, part].mean()),
+            }
+    return out
+
+
+def map_agreement(maps, keep=None) -> np.ndarray:
+    """Pearson r between every pair of per-seed maps: (K, D) -> (K*(K-1)/2,), over the ``keep`` (D,) entries."""
+    m = np.asarray(maps, dtype=np.float64)
+    if m.ndim != 2 or len(m) < 2:
+        raise ValueError(f"maps must be (K, D) with K >= 2, got shape {m.shape}")
+    if keep is not None:
+        keep = np.asarray(keep, dtype=bool)
+        if keep.shape != (m.shape[1],):
+            raise ValueError(f"keep must be a (D,) bool mask with D={m.shape[1]}, got shape {keep.shape}")
+        m = m[:, keep]
+    i, j = np.triu_indices(len(m), 1)
+    return np.array([finite_pearson(m[a], m[b]) for a, b in zip(i, j)])
+
+
+def knot_purity(r_w1, q_w1, constant, *, bins: int = 200, min_count: int = 20) -> dict[str, float]:
+    """How far the dense knots of a weight scatter are single hidden neurons' incoming weights.
+
+    The unit square of (relative updating, relative difference) is cut into ``bins`` x ``bins``
+    cells; a *knot* is a cell holding at least ``min_count`` weights.
+
+    Parameters
+    ----------
+    r_w1, q_w1 : (H, D) relative updating and difference of one member's first-layer weights
+    constant : (D,) bool, the inputs that never change
+
+    Returns
+    -------
+    dict: ``n_knots``; ``purity``, the share of the knots' weights that enter their knot's most
+    common hidden neuron; ``constant_share``, the share of the knots' weights that leave a
+    never-changing input
+    """
+    r, q = np.asarray(r_w1, dtype=np.float64), np.asarray(q_w1, dtype=np.float64)
+    constant = np.asarray(constant, dtype=bool)
+    if r.shape != q.shape or r.ndim != 2 or constant.shape != (r.shape[1],):
+        raise ValueError(f"expected r_w1 and q_w1 (H, D) and constant (D,), got {r.shape}, {q.shape}, {constant.shape}")
+    bins, min_count = positive_int("bins", bins), positive_int("min_count", min_count)
+    H, D = r.shape
+    ok = np.isfinite(r) & np.isfinite(q)
+    cell_of = lambda v: np.clip((v[ok] * bins).astype(np.int64), 0, bins - 1)  # noqa: E731
+    cell = cell_of(r) * bins + cell_of(q)
+    neuron = np.broadcast_to(np.arange(H)[:, None], (H, D))[ok]
+    from_constant = np.broadcast_to(constant, (H, D))[ok]
+    counts = np.bincount(cell, minlength=bins * bins)
+    knots = np.flatnonzero(counts >= min_count)
+    if knots.size == 0:
+        return {"n_knots": 0, "purity": float("nan"), "constant_share": float("nan")}
+    in_knot = np.isin(cell, knots)
+    # count (knot, neuron) pairs; the largest count per knot is its majority neuron
+    pair_counts = np.bincount(cell[in_knot] * H + neuron[in_knot], minlength=bins * bins * H).reshape(bins * bins, H)
+    majority = pair_counts[knots].max(1).sum()
+    return {
+        "n_knots": int(knots.size),
+        "purity": float(majority / in_knot.sum()),
+        "constant_share": float(from_constant[in_knot].mean()),
     }

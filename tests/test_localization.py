@@ -18,18 +18,22 @@ def toy_digits(n=80, d=12, seed=0):
     return X, digits
 
 
-@pytest.mark.parametrize("activation,loss", [("softplus", "mse"), ("relu", "ce"), ("sigmoid", "mse"), ("tanh", "ce")])
-def test_per_example_sgd_matches_core_per_sample_sgd(activation, loss):
+@pytest.mark.parametrize(
+    "activation,loss,output_activation",
+    [("softplus", "mse", None), ("relu", "ce", None), ("sigmoid", "mse", None), ("tanh", "ce", None),
+     ("softplus", "mse", "softplus"), ("sigmoid", "mse", "sigmoid")],
+)
+def test_per_example_sgd_matches_core_per_sample_sgd(activation, loss, output_activation):
     X, digits = toy_digits()
     keep = np.isin(digits, [1, 7, 6, 8])
     X, digits = torch.as_tensor(X[keep]), digits[keep]
     target = np.isin(digits, [6, 8]).astype(np.int64)
     n, start = len(X), len(X) // 2
-    ref = MLP([X.shape[1], 5, 2], activation=activation, init="he", seed=4)
+    ref = MLP([X.shape[1], 5, 2], activation=activation, output_activation=output_activation, init="he", seed=4)
     tallies = per_sample_sgd(ref, X, torch.as_tensor(target), labels=digits, groups={"17": [1, 7], "68": [6, 8]}, lr=0.05, loss=loss, tally_from=start)
     groups = np.where(np.arange(n) >= start, np.where(np.isin(digits, [1, 7]), 0, 1), -1)
     init = loc.he_params([4], n_in=X.shape[1], hidden=5)
-    res = loc.per_example_sgd(init, X, np.arange(n)[None], target[None], lr=0.05, activation=activation, loss=loss, groups=groups[None], n_groups=2, chunk=7)
+    res = loc.per_example_sgd(init, X, np.arange(n)[None], target[None], lr=0.05, activation=activation, output_activation=output_activation, loss=loss, groups=groups[None], n_groups=2, chunk=7)
     for mine, theirs in zip(loc.PARAM_NAMES, ("layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias")):
         ref_param = dict(ref.named_parameters())[theirs].detach().double()
         torch.testing.assert_close(res.params[mine][0], ref_param, atol=1e-5, rtol=1e-4)
@@ -59,6 +63,9 @@ def test_he_params_equal_mlp_init_and_forward_matches_mlp():
     net.load_state_dict(loc.member_params(p, 1))
     x = torch.randn(9, 7)
     torch.testing.assert_close(loc.forward(p, x, "softplus")[1], net(x))
+    squashed = MLP([7, 4, 2], activation="softplus", output_activation="sigmoid", init="he", seed=5)
+    squashed.load_state_dict(loc.member_params(p, 1))
+    torch.testing.assert_close(loc.forward(p, x, "softplus", "sigmoid")[1], squashed(x))
     assert p["b1"].abs().sum() > 0  # biases are He-initialised too
 
 
@@ -163,6 +170,7 @@ def test_pixel_map_summary():
     [
         ({"activation": "swish"}, "activation"),
         ({"activation": 3}, "activation"),
+        ({"output_activation": "swish"}, "output_activation"),
         ({"loss": "hinge"}, "loss"),
         ({"lr": -1.0}, "lr"),
         ({"chunk": 0}, "chunk"),
@@ -207,3 +215,53 @@ def test_other_functions_reject_bad_input():
         loc.fork_streams(np.array([3, 4]))
     with pytest.raises(ValueError, match="constant"):
         loc.cluster_check({"W1": np.zeros((2, 3)), "b1": np.zeros(2)}, {"W1": np.zeros((2, 3)), "b1": np.zeros(2)}, np.zeros(4, bool))
+
+
+def test_activation_lr_sweep_matches_separate_runs_and_flags_divergence():
+    X, digits = toy_digits(n=160, seed=5)
+    d = loc.split_phases(X, digits, 60)
+    sweep = loc.activation_lr_sweep(d, [0, 1], ["softplus"], [0.01, 0.05], hidden=4)
+    alone = loc.run_localization(d, [0, 1], hidden=4, lr=0.05, dtype=torch.float32)
+    np.testing.assert_allclose(sweep["softplus", 0.05]["weights"].value, loc.seed_correlations(alone)["weights"].mean(), rtol=1e-6)
+    assert sweep["softplus", 0.05]["acc"] == pytest.approx(alone.phase1_acc.mean())
+    assert set(sweep) == {("softplus", 0.01), ("softplus", 0.05)}
+    assert loc.finite_mean_ci([0.1, np.nan, 0.2]) is None
+    assert loc.finite_mean_ci([0.1, 0.3]).value == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="lrs"):
+        loc.activation_lr_sweep(d, [0], ["softplus"], [0.0])
+    with pytest.raises(ValueError, match="activation"):
+        loc.activation_lr_sweep(d, [0], ["swish"], [0.1])
+    with pytest.raises(ValueError, match="values"):
+        loc.finite_mean_ci([0.1])
+
+
+def test_map_agreement_matches_numpy_corrcoef():
+    rng = np.random.default_rng(2)
+    maps = rng.normal(size=(4, 30))
+    maps[1] += maps[0]
+    keep = np.arange(30) >= 5
+    want = np.corrcoef(maps[:, keep])[np.triu_indices(4, 1)]
+    np.testing.assert_allclose(loc.map_agreement(maps, keep), want)
+    with pytest.raises(ValueError, match="maps"):
+        loc.map_agreement(np.zeros((1, 5)))
+    with pytest.raises(ValueError, match="keep"):
+        loc.map_agreement(maps, np.ones(4, bool))
+
+
+def test_knot_purity_separates_single_neuron_knots_from_mixed_ones():
+    rng = np.random.default_rng(0)
+    H, D = 4, 50
+    r, q = rng.uniform(size=(H, D)), rng.uniform(size=(H, D))
+    constant = np.arange(D) < 30
+    r[:, constant] = (np.arange(H) * 0.2 + 0.1)[:, None]  # each neuron's constant inputs on one point
+    q[:, constant] = 0.5
+    got = loc.knot_purity(r, q, constant, bins=50, min_count=10)
+    assert got["n_knots"] == H and got["purity"] == pytest.approx(1.0) and got["constant_share"] == pytest.approx(1.0)
+    r[1, constant] = r[0, 0]  # neurons 0 and 1 share a knot of 60 weights
+    mixed = loc.knot_purity(r, q, constant, bins=50, min_count=10)
+    assert mixed["n_knots"] == H - 1 and mixed["purity"] == pytest.approx(90 / 120, abs=0.03)  # 30 of the shared 60 are a minority
+    assert loc.knot_purity(r, q, constant, bins=50, min_count=1000)["n_knots"] == 0
+    with pytest.raises(ValueError, match="constant"):
+        loc.knot_purity(r, q, np.ones(3, bool))
+    with pytest.raises(TypeError, match="bins"):
+        loc.knot_purity(r, q, constant, bins=2.5)
