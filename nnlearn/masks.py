@@ -455,36 +455,6 @@ def bias_like_nodes(params, *, low: float = -1.0, high: float = 1.0, n: int = 10
     return (h > 0).all(1) & (cv < max_cv)
 
 
-def prediction_interval(values, confidence: float = 0.95) -> tuple[float, float]:
-    """Student-t prediction interval for one more draw from the population that gave ``values``.
-
-    ``mean +- t_{(1+confidence)/2, n-1} * sd * sqrt(1 + 1/n)`` (sd with ddof=1): the range a
-    single new run (for instance the source's one training run) should fall in with probability
-    ``confidence`` if it came from the same distribution as ours.
-
-    values : (n,) finite, n >= 2 -> (lo, hi)
-    """
-    v = np.asarray(values, dtype=float).ravel()
-    if v.size < 2 or not np.isfinite(v).all():
-        raise ValueError(f"values must hold at least 2 finite numbers, got {v.size}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    half = stats.t.ppf((1 + confidence) / 2, v.size - 1) * v.std(ddof=1) * math.sqrt(1 + 1 / v.size)
-    return float(v.mean() - half), float(v.mean() + half)
-
-
-def standardised_gap(value: float, values) -> float:
-    """``(value - mean) / (sd * sqrt(1 + 1/n))``: how far one new draw lies from ``values``' mean,
-    in units of the prediction standard error (compare with Student-t quantiles, n-1 dof)."""
-    v = np.asarray(values, dtype=float).ravel()
-    if v.size < 2 or not np.isfinite(v).all():
-        raise ValueError(f"values must hold at least 2 finite numbers, got {v.size}")
-    sd = v.std(ddof=1) * math.sqrt(1 + 1 / v.size)
-    if sd == 0:
-        raise ValueError("values must not all be equal")
-    return float((value - v.mean()) / sd)
-
-
 def fade_distance(series, *, below: float | None = None, confidence: float = 0.95) -> int:
     """Steps along the path until the correlation with the first value fades.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -58,3 +59,33 @@ def pearson_ci(x, y, confidence: float = 0.95) -> tuple[Estimate, float]:
     res = stats.pearsonr(x, y)
     ci = res.confidence_interval(confidence)
     return Estimate(float(res.statistic), float(ci.low), float(ci.high), x.size), float(res.pvalue)
+
+
+def prediction_interval(values, confidence: float = 0.95) -> tuple[float, float]:
+    """Student-t prediction interval for one more draw from the population that gave ``values``.
+
+    ``mean +- t_{(1+confidence)/2, n-1} * sd * sqrt(1 + 1/n)`` (sd with ddof=1): the range a
+    single new run (for instance a source's one training run) should fall in with probability
+    ``confidence`` if it came from the same distribution as ours.
+
+    values : (n,) finite, n >= 2 -> (lo, hi)
+    """
+    v = _finite_1d("values", values)
+    if v.size < 2:
+        raise ValueError(f"values: need at least 2 values, got {v.size}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    half = stats.t.ppf((1 + confidence) / 2, v.size - 1) * v.std(ddof=1) * math.sqrt(1 + 1 / v.size)
+    return float(v.mean() - half), float(v.mean() + half)
+
+
+def standardised_gap(value: float, values) -> float:
+    """``(value - mean) / (sd * sqrt(1 + 1/n))``: how far one new draw lies from ``values``' mean,
+    in units of the prediction standard error (compare with Student-t quantiles, n-1 dof)."""
+    v = _finite_1d("values", values)
+    if v.size < 2:
+        raise ValueError(f"values: need at least 2 values, got {v.size}")
+    sd = v.std(ddof=1) * math.sqrt(1 + 1 / v.size)
+    if sd == 0:
+        raise ValueError("values must not all be equal")
+    return float((value - v.mean()) / sd)

@@ -187,24 +187,6 @@ def test_mask_losses_accept_one_test_set_per_network(nets):
         M.mask_losses(P, Xs, ys[:2], masks)
 
 
-def test_prediction_interval_formula_and_coverage():
-    v = np.array([1.0, 2.0, 4.0, 7.0])
-    half = stats.t.ppf(0.975, 3) * v.std(ddof=1) * math.sqrt(1 + 1 / 4)
-    assert np.allclose(M.prediction_interval(v), (v.mean() - half, v.mean() + half))
-    rng = np.random.default_rng(5)
-    draws = rng.normal(size=(4000, 9))  # 8 runs + 1 new one
-    hits = [lo <= d[-1] <= hi for d in draws for lo, hi in [M.prediction_interval(d[:-1])]]
-    assert abs(np.mean(hits) - 0.95) < 0.015
-    gap = M.standardised_gap(v.mean() + half, v)
-    assert gap == pytest.approx(stats.t.ppf(0.975, 3))
-    with pytest.raises(ValueError, match="at least 2"):
-        M.prediction_interval([1.0])
-    with pytest.raises(ValueError, match="confidence"):
-        M.prediction_interval(v, 1.5)
-    with pytest.raises(ValueError, match="not all be equal"):
-        M.standardised_gap(1.0, [2.0, 2.0])
-
-
 def test_fade_distance_matches_pearson_intervals():
     from nnlearn.stats import pearson_ci
 

@@ -1,11 +1,12 @@
 import json
+import math
 
 import numpy as np
 import pytest
 from scipy import stats
 
 from nnlearn.results import Row, load_results, record_results, results_dir, verdict_table
-from nnlearn.stats import mean_ci, pearson_ci
+from nnlearn.stats import mean_ci, pearson_ci, prediction_interval, standardised_gap
 
 
 def test_mean_ci_against_textbook():
@@ -63,3 +64,21 @@ def test_results_dir_env_and_toc(tmp_path, monkeypatch):
 def test_results_bad_input(call, exc):
     with pytest.raises(exc):
         call()
+
+
+def test_prediction_interval_formula_and_coverage():
+    v = np.array([1.0, 2.0, 4.0, 7.0])
+    half = stats.t.ppf(0.975, 3) * v.std(ddof=1) * math.sqrt(1 + 1 / 4)
+    assert np.allclose(prediction_interval(v), (v.mean() - half, v.mean() + half))
+    rng = np.random.default_rng(5)
+    draws = rng.normal(size=(4000, 9))  # 8 runs + 1 new one
+    hits = [lo <= d[-1] <= hi for d in draws for lo, hi in [prediction_interval(d[:-1])]]
+    assert abs(np.mean(hits) - 0.95) < 0.015
+    gap = standardised_gap(v.mean() + half, v)
+    assert gap == pytest.approx(stats.t.ppf(0.975, 3))
+    with pytest.raises(ValueError, match="at least 2"):
+        prediction_interval([1.0])
+    with pytest.raises(ValueError, match="confidence"):
+        prediction_interval(v, 1.5)
+    with pytest.raises(ValueError, match="not all be equal"):
+        standardised_gap(1.0, [2.0, 2.0])
