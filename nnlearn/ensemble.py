@@ -3,9 +3,11 @@
 The members' parameters are stacked along a new leading axis with
 ``torch.func.stack_module_state``. Any module's forward pass is ``vmap``-ed over that axis, as
 in PyTorch's model-ensembling tutorial; for :class:`nnlearn.models.MLP` a direct batched-matmul
-forward (``MLP.forward_stacked``) does the same about four times faster on tiny networks. Because every optimiser here acts elementwise and the
-ensemble's loss is the *sum* of the members' losses, each member gets exactly its own
-gradient and update: training together equals training one at a time (up to float rounding).
+forward (``MLP.forward_stacked``) does the same about four times faster on tiny networks.
+:func:`train_ensemble` is a configuration of the batched-training engine
+(:func:`nnlearn.engine.train`): the loss is the *sum* of the members' losses and every optimiser
+acts elementwise, so each member gets exactly its own gradient and update, and training
+together equals training one at a time (up to float rounding).
 """
 
 from __future__ import annotations
@@ -16,15 +18,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from nnlearn import engine
+from nnlearn.engine import member_losses  # noqa: F401  (re-exported: ensemble.member_losses)
 from nnlearn.models import MLP
-from nnlearn.progress import progress_bar
-from nnlearn.seeding import make_generator
-from nnlearn.checks import check_choice
-from nnlearn.train import LOSSES, as_tensor, epoch_batches, make_optimizer, predict_labels
+from nnlearn.train import as_tensor
 
 
 class Ensemble:
@@ -54,7 +54,7 @@ class Ensemble:
         self.use_vmap = use_vmap or not isinstance(self.base, MLP)
 
     @classmethod
-    def from_seeds(cls, make_model: Callable[[int], nn.Module], seeds: Sequence[int]) -> "Ensemble":
+    def from_seeds(cls, make_model: Callable[[int], nn.Module], seeds: Sequence[int]) -> Ensemble:
         """One member per seed, each built by ``make_model(seed)``."""
         seeds = list(seeds)
         if len(seeds) < 1:
@@ -64,8 +64,29 @@ class Ensemble:
     def __len__(self) -> int:
         return next(iter(self.params.values())).shape[0]
 
+    @classmethod
+    def from_params(cls, model: nn.Module, params: dict) -> Ensemble:
+        """An ensemble of ``model``'s architecture holding the stacked ``params`` (K, ...)."""
+        K = next(iter(params.values())).shape[0]
+        ens = cls([model])
+        ens.params = {n: params[n].detach().clone().requires_grad_(True) for n in ens.params}
+        ens.buffers = {n: b.expand(K, *b.shape[1:]).clone() for n, b in ens.buffers.items()}
+        return ens
+
     def _call_one(self, params, buffers, x, kwargs):
         return functional_call(self.base, (params, buffers), (x,), kwargs)
+
+    def stacked(
+        self, params: dict, x: torch.Tensor, *, per_member: bool = False, masks=None, **kwargs
+    ) -> torch.Tensor:
+        """The members' forward pass with other stacked ``params``: the engine's model protocol
+        (see :mod:`nnlearn.engine`). ``masks`` as in :meth:`__call__`."""
+        if masks is not None:
+            kwargs["masks"] = masks
+        if not self.use_vmap:
+            return self.base.forward_stacked(params, x, **kwargs)
+        fn = lambda p, b, xx: self._call_one(p, b, xx, kwargs)
+        return vmap(fn, in_dims=(0, 0, 0 if per_member else None))(params, self.buffers, x)
 
     def __call__(self, x: torch.Tensor, *, per_member: bool = False, **kwargs) -> torch.Tensor:
         """Outputs of every member.
@@ -81,11 +102,10 @@ class Ensemble:
         Tensor of shape (K, N, n_out)
         """
         if per_member and x.shape[0] != len(self):
-            raise ValueError(f"x: per_member inputs need leading dimension K={len(self)}, got {tuple(x.shape)}")
-        if not self.use_vmap:
-            return self.base.forward_stacked(self.params, x, **kwargs)
-        fn = lambda p, b, xx: self._call_one(p, b, xx, kwargs)  # noqa: E731
-        return vmap(fn, in_dims=(0, 0, 0 if per_member else None))(self.params, self.buffers, x)
+            raise ValueError(
+                f"x: per_member inputs need leading dimension K={len(self)}, got {tuple(x.shape)}"
+            )
+        return self.stacked(self.params, x, per_member=per_member, **kwargs)
 
     def member(self, k: int) -> nn.Module:
         """An ordinary copy of member ``k`` (detached from the ensemble)."""
@@ -99,24 +119,6 @@ class Ensemble:
     def flat_params(self) -> torch.Tensor:
         """All parameters of each member as one row: shape (K, P), in ``named_parameters`` order."""
         return torch.cat([p.detach().reshape(len(self), -1) for p in self.params.values()], 1)
-
-
-def member_losses(outputs: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
-    """Each member's mean loss: outputs (K, N, C), targets (K, N) -> shape (K,).
-
-    Computes what :func:`nnlearn.train.compute_loss` computes for one member, for all at once.
-    """
-    check_choice("loss", loss, LOSSES)
-    if loss == "ce":
-        return F.cross_entropy(outputs.transpose(1, 2), y.long(), reduction="none").mean(1)
-    if loss == "bce":
-        logits = outputs.squeeze(-1) if outputs.ndim == y.ndim + 1 else outputs
-        return F.binary_cross_entropy_with_logits(logits, y.to(logits.dtype), reduction="none").mean(1)
-    target = y
-    if not y.is_floating_point():
-        target = F.one_hot(y.long(), outputs.shape[-1]).to(outputs.dtype)
-    per = F.mse_loss(outputs, target.reshape(outputs.shape), reduction="none")
-    return per.reshape(per.shape[0], -1).mean(1)
 
 
 @dataclass
@@ -148,7 +150,7 @@ def train_ensemble(
     progress: bool | None = None,
     **forward_kwargs,
 ) -> EnsembleHistory:
-    """Train every member of ``ens`` at once, in place.
+    """Train every member of ``ens`` at once, in place (a configuration of :func:`nnlearn.engine.train`).
 
     Member ``k`` sees exactly what :func:`nnlearn.train.fit` with ``seed=seeds[k]`` would:
     the same data, the same mini-batch order, the same optimiser.
@@ -161,58 +163,42 @@ def train_ensemble(
         Mini-batch order seed of each member (default 0..K-1); unused for full-batch training.
     snapshot_every : int, optional
         Keep flat parameters at the start and every this many epochs (for trajectories).
+    **forward_kwargs : passed to every forward pass (e.g. ``masks``)
     """
-    X, y = as_tensor(X, torch.float32), as_tensor(y)
+    X = as_tensor(X, torch.float32)
     K = len(ens)
-    per_member = X.ndim == 3
-    if per_member and (X.shape[0] != K or y.shape[:1] != (K,)):
-        raise ValueError(f"per-member data needs X of shape (K={K}, N, n_in) and y of shape (K, N), got {tuple(X.shape)} and {tuple(y.shape)}")
-    n = X.shape[-2]
-    if y.shape[-1] != n or n == 0:
-        raise ValueError(f"X and y must be non-empty with equal lengths, got {n} and {y.shape[-1]}")
-    rows = torch.arange(K).unsqueeze(1)
-    yk = y if per_member else y.expand(K, *y.shape)
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    check_choice("loss", loss, LOSSES)
-    seeds = list(range(K)) if seeds is None else list(seeds)
-    if len(seeds) != K:
-        raise ValueError(f"seeds: expected {K} seeds (one per member), got {len(seeds)}")
-    opt = make_optimizer(list(ens.params.values()), optimizer, lr, momentum, weight_decay)
-    gens = [make_generator(s) for s in seeds]
-    full_batch = batch_size is None or batch_size >= n
-    per_loss = lambda out, yy: member_losses(out, yy, loss)  # noqa: E731  (K, N, .) -> (K,)
-    losses, accs, snaps, snap_epochs = [], [], [], []
-    if snapshot_every:
-        snaps.append(ens.flat_params().numpy().copy())
-        snap_epochs.append(-1)
-    for epoch in progress_bar(range(epochs), desc="epochs", progress=progress):
-        if full_batch:
-            batches = [None]
-        else:  # each member draws its own order, exactly as fit() would with its seed
-            orders = [epoch_batches(n, batch_size, g, shuffle) for g in gens]
-            batches = [torch.stack(parts) for parts in zip(*orders)]
-        for idx in batches:
-            opt.zero_grad()
-            if idx is None:
-                out = ens(X, per_member=per_member, **forward_kwargs)
-                total = per_loss(out, yk).sum()
-            else:
-                xb = X[rows, idx] if per_member else X[idx]
-                out = ens(xb, per_member=True, **forward_kwargs)
-                total = per_loss(out, yk[rows, idx]).sum()
-            total.backward()
-            opt.step()
-        with torch.no_grad():
-            out = ens(X, per_member=per_member, **forward_kwargs)
-            losses.append(per_loss(out, yk).numpy().copy())
-            accs.append((predict_labels(out, loss) == yk.long()).float().mean(-1).numpy().copy())
-        if snapshot_every and (epoch + 1) % snapshot_every == 0:
-            snaps.append(ens.flat_params().numpy().copy())
-            snap_epochs.append(epoch)
+    if X.ndim == 3 and (X.shape[0] != K or as_tensor(y).shape[:1] != (K,)):
+        raise ValueError(
+            f"per-member data needs X of shape (K={K}, N, n_in) and y of shape (K, N), got {tuple(X.shape)} and {tuple(as_tensor(y).shape)}"
+        )
+    if seeds is not None and isinstance(seeds, int):
+        raise TypeError("seeds must be a sequence of K ints")
+    model = lambda p, x, per_member=False, masks=None: ens.stacked(
+        p, x, per_member=per_member, **forward_kwargs
+    )
+    run = engine.train(
+        model,
+        ens.params,
+        X,
+        y,
+        loss=loss,
+        optimizer=optimizer,
+        lr=lr,
+        epochs=epochs,
+        batch_size=batch_size,
+        seeds=seeds,
+        shuffle=shuffle,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        snapshot_every=snapshot_every,
+        progress=progress,
+    )
+    with torch.no_grad():
+        for n, t in ens.params.items():
+            t.copy_(run.params[n])
     return EnsembleHistory(
-        loss=np.array(losses),
-        acc=np.array(accs),
-        snapshot_epochs=snap_epochs,
-        snapshots=np.array(snaps) if snapshot_every else None,
+        loss=run.loss,
+        acc=run.acc,
+        snapshot_epochs=[e - 1 for e in run.snapshot_at],
+        snapshots=run.snapshots,
     )

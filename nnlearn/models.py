@@ -85,7 +85,9 @@ class MLP(nn.Module):
     ):
         super().__init__()
         widths = list(widths)
-        if len(widths) < 2 or not all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths):
+        if len(widths) < 2 or not all(
+            isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths
+        ):
             raise ValueError(f"widths must be at least two positive ints, got {widths}")
         n_hidden = len(widths) - 2
         names = [activation] * n_hidden if isinstance(activation, str) else list(activation)
@@ -98,7 +100,9 @@ class MLP(nn.Module):
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
         self.widths = widths
-        self.layers = nn.ModuleList(nn.Linear(a, b, bias=bias) for a, b in zip(widths[:-1], widths[1:]))
+        self.layers = nn.ModuleList(
+            nn.Linear(a, b, bias=bias) for a, b in zip(widths[:-1], widths[1:])
+        )
         self.reset_parameters(init=init, seed=seed)
 
     @property
@@ -136,18 +140,26 @@ class MLP(nn.Module):
         if isinstance(masks, Mapping):
             bad = [k for k in masks if not (isinstance(k, int) and 0 <= k < n_hidden)]
             if bad:
-                raise ValueError(f"masks: hidden layer indices must be in 0..{n_hidden - 1}, got {bad}")
+                raise ValueError(
+                    f"masks: hidden layer indices must be in 0..{n_hidden - 1}, got {bad}"
+                )
             masks = [masks.get(i) for i in range(n_hidden)]
         masks = list(masks)
         if len(masks) != n_hidden:
-            raise ValueError(f"masks: expected {n_hidden} masks (one per hidden layer), got {len(masks)}")
+            raise ValueError(
+                f"masks: expected {n_hidden} masks (one per hidden layer), got {len(masks)}"
+            )
         for i, (m, w) in enumerate(zip(masks, self.hidden_widths)):
             if m is None:
                 continue
             if not isinstance(m, torch.Tensor):
-                raise TypeError(f"masks[{i}] must be a torch.Tensor or None, got {type(m).__name__}")
+                raise TypeError(
+                    f"masks[{i}] must be a torch.Tensor or None, got {type(m).__name__}"
+                )
             if m.ndim == 0 or m.shape[-1] != w:
-                raise ValueError(f"masks[{i}] must have last dimension {w} (the layer's width), got shape {tuple(m.shape)}")
+                raise ValueError(
+                    f"masks[{i}] must have last dimension {w} (the layer's width), got shape {tuple(m.shape)}"
+                )
         return masks
 
     def forward_with_activations(self, x: torch.Tensor, masks=None) -> Activations:
@@ -164,7 +176,9 @@ class MLP(nn.Module):
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
         if x.shape[-1] != self.widths[0]:
-            raise ValueError(f"x must have last dimension {self.widths[0]}, got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"x must have last dimension {self.widths[0]}, got shape {tuple(x.shape)}"
+            )
         masks = self._masks(masks)
         pre, post, h = [], [], x
         for i, layer in enumerate(self.layers[:-1]):
@@ -183,7 +197,9 @@ class MLP(nn.Module):
         """Output of shape (..., n_out); see :meth:`forward_with_activations` for ``masks``."""
         return self.forward_with_activations(x, masks).output
 
-    def forward_stacked(self, params: Mapping[str, torch.Tensor], x: torch.Tensor, masks=None) -> torch.Tensor:
+    def forward_stacked(
+        self, params: Mapping[str, torch.Tensor], x: torch.Tensor, masks=None
+    ) -> torch.Tensor:
         """Forward pass of K stacked copies of this architecture with plain batched matmuls.
 
         Parameters
@@ -212,3 +228,222 @@ class MLP(nn.Module):
 
     def extra_repr(self) -> str:
         return f"widths={self.widths}, activation={self.activation_names}, output_activation={self.output_activation}"
+
+
+# ------------------------------------------------------------------ stacked architectures
+# The engine (:mod:`nnlearn.engine`) trains K networks of one architecture as one computation.
+# An architecture is a *stack*: it owns no parameters; ``stack.init(seeds)`` makes a dict of
+# tensors with a leading member axis K and ``stack(params, x, per_member=..., masks=...)`` runs
+# all K members at once. Any object with these two methods can be trained by the engine.
+
+STACK_INITS = ("torch", "glorot", "he", "xavier")
+
+
+def _seed_list(seeds) -> list[int]:
+    seeds = [seeds] if isinstance(seeds, int) else list(seeds)
+    if not seeds:
+        raise ValueError("seeds: expected at least one seed (K >= 1)")
+    return seeds
+
+
+class MLPStack:
+    """K MLPs of one architecture, evaluated with batched matmuls (no Python loop over members).
+
+    Parameter names and layouts are those of :class:`MLP` with a leading member axis:
+    ``layers.{i}.weight`` (K, out, in) and ``layers.{i}.bias`` (K, out), so member k of a stack
+    is ``MLP(...).load_state_dict({n: t[k] for n, t in params.items()})``.
+
+    Parameters
+    ----------
+    widths, activation, output_activation, bias : as in :class:`MLP`
+    """
+
+    def __init__(
+        self,
+        widths: Sequence[int],
+        activation="relu",
+        *,
+        output_activation: str | None = None,
+        bias: bool = True,
+    ):
+        with torch.random.fork_rng(devices=[]):  # building the template leaves the global RNG alone
+            self.net = MLP(
+                widths, activation, output_activation=output_activation, bias=bias, seed=0
+            ).to("meta")
+        self.widths, self.bias = self.net.widths, bias
+
+    @classmethod
+    def like(cls, model: MLP) -> MLPStack:
+        """The stack of ``model``'s architecture."""
+        if not isinstance(model, MLP):
+            raise TypeError(f"model must be an nnlearn.models.MLP, got {type(model).__name__}")
+        return cls(
+            model.widths,
+            model.activation_names,
+            output_activation=model.output_activation,
+            bias=model.layers[0].bias is not None,
+        )
+
+    @property
+    def hidden_widths(self) -> list[int]:
+        return self.widths[1:-1]
+
+    def init(self, seeds, init: str = "torch") -> dict[str, torch.Tensor]:
+        """Initial parameters, member k drawn from its own generator seeded with ``seeds[k]``.
+
+        ``"torch"``, ``"he"``, ``"xavier"``: member k equals ``MLP(widths, init=..., seed=seeds[k])``
+        (``"torch"`` is the MLP's ``"default"``). ``"glorot"``: Keras' ``Dense`` default, weights
+        ``U(-l, l)`` with ``l = sqrt(6 / (fan_in + fan_out))`` drawn layer by layer, zero biases.
+
+        Returns
+        -------
+        dict name -> Tensor (K, *shape)
+        """
+        check = init if isinstance(init, str) else repr(init)
+        if init not in STACK_INITS:
+            raise ValueError(f"init must be one of {STACK_INITS}, got {check}")
+        members = []
+        for s in _seed_list(seeds):
+            if init == "glorot":
+                g, state = make_generator(s), {}
+                for i, (a, b) in enumerate(zip(self.widths[:-1], self.widths[1:])):
+                    limit = math.sqrt(6.0 / (a + b))
+                    state[f"layers.{i}.weight"] = (torch.rand((b, a), generator=g) * 2 - 1) * limit
+                    if self.bias:
+                        state[f"layers.{i}.bias"] = torch.zeros(b)
+            else:
+                net = MLP(
+                    self.widths,
+                    self.net.activation_names,
+                    bias=self.bias,
+                    init="default" if init == "torch" else init,
+                    seed=s,
+                )
+                state = {n: p.detach() for n, p in net.named_parameters()}
+            members.append(state)
+        return {n: torch.stack([m[n] for m in members]) for n in members[0]}
+
+    def _masks(self, masks, K: int) -> list:
+        """Masks: None, or one entry per hidden layer: None, (width,) or (K, width)."""
+        n_hidden = len(self.hidden_widths)
+        if masks is None:
+            return [None] * n_hidden
+        if isinstance(masks, torch.Tensor):
+            masks = [masks]
+        masks = list(masks)
+        if len(masks) != n_hidden:
+            raise ValueError(
+                f"masks: expected {n_hidden} entries (one per hidden layer), got {len(masks)}"
+            )
+        out = []
+        for i, (m, w) in enumerate(zip(masks, self.hidden_widths)):
+            if m is not None:
+                if not isinstance(m, torch.Tensor):
+                    raise TypeError(
+                        f"masks[{i}] must be a torch.Tensor or None, got {type(m).__name__}"
+                    )
+                if m.shape not in ((w,), (K, w)):
+                    raise ValueError(
+                        f"masks[{i}] must have shape ({w},) or ({K}, {w}), got {tuple(m.shape)}"
+                    )
+                m = m.unsqueeze(-2) if m.ndim == 2 else m
+            out.append(m)
+        return out
+
+    def forward_with_hidden(self, params, x, *, per_member: bool = False, masks=None):
+        """Hidden post-activations (list of (K, N, width)) and outputs (K, N, n_out).
+
+        ``x`` is (N, n_in) shared by all members or, with ``per_member``, (K, N, n_in).
+        """
+        K = params["layers.0.weight"].shape[0]
+        if (
+            x.shape[-1] != self.widths[0]
+            or x.ndim != (3 if per_member else 2)
+            or (per_member and x.shape[0] != K)
+        ):
+            want = f"({K}, N, {self.widths[0]})" if per_member else f"(N, {self.widths[0]})"
+            raise ValueError(f"x must have shape {want}, got {tuple(x.shape)}")
+        masks, h, hidden = self._masks(masks, K), x, []
+        L = len(self.widths) - 1
+        for i in range(L):
+            z = torch.matmul(h, params[f"layers.{i}.weight"].transpose(-1, -2))
+            if self.bias:
+                z = z + params[f"layers.{i}.bias"].unsqueeze(-2)
+            if i == L - 1:
+                return hidden, (self.net.out_act(z) if self.net.out_act else z)
+            h = self.net.acts[i](z)
+            if masks[i] is not None:
+                h = h * masks[i]
+            hidden.append(h)
+
+    def __call__(self, params, x, *, per_member: bool = False, masks=None) -> torch.Tensor:
+        """Outputs (K, N, n_out); see :meth:`forward_with_hidden`."""
+        return self.forward_with_hidden(params, x, per_member=per_member, masks=masks)[1]
+
+
+class CNNStack:
+    """K small CNNs, Conv(1 -> F, k x k) - ReLU - 2x2 max-pool - Linear(F * s * s -> C), as one.
+
+    Every member's filters form one convolution with K*F channels (``groups=K`` when each
+    member has its own inputs); the read-outs are one batched matmul. Parameters:
+    ``conv_weight`` (K, F, 1, k, k), ``conv_bias`` (K, F), ``fc_weight`` (K, C, F*s*s),
+    ``fc_bias`` (K, C), with ``s = (side - k + 1) // 2``.
+    """
+
+    def __init__(self, n_filters: int = 8, n_classes: int = 10, *, side: int = 28, kernel: int = 5):
+        for name, v, low in (
+            ("n_filters", n_filters, 1),
+            ("n_classes", n_classes, 2),
+            ("side", side, 2),
+            ("kernel", kernel, 1),
+        ):
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {v!r}")
+        if kernel > side - 1:
+            raise ValueError(
+                f"kernel must be smaller than side - 1, got kernel={kernel}, side={side}"
+            )
+        self.F, self.C, self.side, self.kernel = n_filters, n_classes, side, kernel
+        self.pooled = (side - kernel + 1) // 2
+
+    def init(self, seeds, init: str = "torch") -> dict[str, torch.Tensor]:
+        """PyTorch's default weight bounds (``U(+-1/sqrt(fan_in))``), zero biases, one generator per seed."""
+        if init != "torch":
+            raise ValueError(f"init must be 'torch' for a CNNStack, got {init!r}")
+        seeds = _seed_list(seeds)
+        n_fc = self.F * self.pooled**2
+        convs, fcs = [], []
+        for s in seeds:
+            g = make_generator(s)
+            convs.append(
+                (torch.rand(self.F, 1, self.kernel, self.kernel, generator=g) * 2 - 1)
+                * (1 / self.kernel)
+            )
+            fcs.append((torch.rand(self.C, n_fc, generator=g) * 2 - 1) * (1 / math.sqrt(n_fc)))
+        K = len(seeds)
+        return {
+            "conv_weight": torch.stack(convs),
+            "conv_bias": torch.zeros(K, self.F),
+            "fc_weight": torch.stack(fcs),
+            "fc_bias": torch.zeros(K, self.C),
+        }
+
+    def __call__(self, params, x, *, per_member: bool = False, masks=None) -> torch.Tensor:
+        """x (N, side*side) shared, or (K, N, side*side) with ``per_member`` -> logits (K, N, C)."""
+        if masks is not None:
+            raise ValueError("masks: a CNNStack takes no node masks")
+        K, F_, s = params["conv_weight"].shape[0], self.F, self.side
+        N = x.shape[-2]
+        if x.shape[-1] != s * s or x.ndim != (3 if per_member else 2):
+            raise ValueError(
+                f"x must have shape {'(K, N, ' if per_member else '(N, '}{s * s}), got {tuple(x.shape)}"
+            )
+        images = x.transpose(0, 1).reshape(N, K, s, s) if per_member else x.reshape(N, 1, s, s)
+        weight = params["conv_weight"].reshape(K * F_, 1, self.kernel, self.kernel)
+        h = torch.relu(
+            F.conv2d(images, weight, params["conv_bias"].reshape(-1), groups=K if per_member else 1)
+        )
+        h = F.max_pool2d(h, 2).reshape(N, K, -1).transpose(0, 1)  # (K, N, F * pooled**2)
+        return torch.matmul(h, params["fc_weight"].transpose(-1, -2)) + params["fc_bias"].unsqueeze(
+            1
+        )

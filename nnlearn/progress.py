@@ -16,4 +16,6 @@ def progress_enabled(progress: bool | None = None) -> bool:
 
 def progress_bar(iterable=None, *, total=None, desc=None, progress: bool | None = None):
     """A tqdm bar over ``iterable`` unless progress is disabled."""
-    return tqdm(iterable, total=total, desc=desc, disable=not progress_enabled(progress), leave=False)
+    return tqdm(
+        iterable, total=total, desc=desc, disable=not progress_enabled(progress), leave=False
+    )

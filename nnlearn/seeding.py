@@ -12,8 +12,8 @@ import torch
 def _check_seed(seed) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+    if not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be in [0, 2**63), got {seed}")
     return int(seed)
 
 
@@ -23,7 +23,7 @@ def seed_everything(seed: int) -> torch.Generator:
     Parameters
     ----------
     seed : int
-        Non-negative seed.
+        Seed in [0, 2**63) (what torch.manual_seed accepts).
 
     Returns
     -------

@@ -27,7 +27,14 @@ class Estimate(NamedTuple):
 
 
 def _finite_1d(name: str, values) -> np.ndarray:
-    a = np.asarray(values, dtype=float).ravel()
+    if isinstance(values, (str, bytes)) or values is None:
+        raise TypeError(f"{name} must be an array of numbers, got {type(values).__name__}")
+    try:
+        a = np.asarray(values, dtype=float).ravel()
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{name} must be an array of numbers, got {type(values).__name__}"
+        ) from None
     if a.size == 0:
         raise ValueError(f"{name} must not be empty")
     if not np.isfinite(a).all():
@@ -89,3 +96,90 @@ def standardised_gap(value: float, values) -> float:
     if sd == 0:
         raise ValueError("values must not all be equal")
     return float((value - v.mean()) / sd)
+
+
+def share_ci(k, n, confidence: float = 0.95, method: str = "wilson") -> Estimate:
+    """A share ``k / n`` with an interval that stays inside [0, 1].
+
+    ``method`` is ``"wilson"`` (default) or ``"exact"`` (Clopper-Pearson), both from
+    ``scipy.stats.binomtest(...).proportion_ci``. Returns an :class:`Estimate` with ``n``.
+    """
+    for name, v in (("k", k), ("n", n)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if not 0 <= k <= n:
+        raise ValueError(f"k must lie in [0, n={n}], got {k}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if method not in ("wilson", "exact"):
+        raise ValueError(f"method must be 'wilson' or 'exact', got {method!r}")
+    ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence, method=method)
+    return Estimate(float(k / n), float(ci.low), float(ci.high), int(n))
+
+
+def bootstrap_ci(
+    values,
+    statistic=np.mean,
+    confidence: float = 0.95,
+    *,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    bounds: tuple | None = None,
+) -> Estimate:
+    """``statistic(values)`` with a BCa bootstrap interval (``scipy.stats.bootstrap``), for
+    bounded or skewed statistics. ``bounds=(lo, hi)`` (either may be None: unbounded) checks the data lie within them (the
+    interval of a statistic of bounded data then stays within them too, as a percentile
+    bootstrap of a mean does). Falls back to the percentile method where BCa is undefined
+    (for example when every value is equal, the interval is the point)."""
+    a = _finite_1d("values", values)
+    if a.size < 2:
+        raise ValueError(f"values: need at least 2 values, got {a.size}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if not callable(statistic):
+        raise TypeError(f"statistic must be callable, got {type(statistic).__name__}")
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 100:
+        raise ValueError(f"n_resamples must be an int >= 100, got {n_resamples!r}")
+    if bounds is not None:
+        if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+            raise TypeError(f"bounds must be a pair (lo, hi), got {bounds!r}")
+        lo_b = -np.inf if bounds[0] is None else float(bounds[0])
+        hi_b = np.inf if bounds[1] is None else float(bounds[1])
+        if not lo_b < hi_b:
+            raise ValueError(f"bounds must have lo < hi, got {bounds!r}")
+        if (a < lo_b).any() or (a > hi_b).any():
+            raise ValueError(f"values must lie within bounds {bounds}")
+    value = float(statistic(a))
+    if np.all(a == a[0]):
+        return Estimate(value, value, value, a.size)
+    rng = np.random.default_rng(seed)
+    method = "BCa"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = stats.bootstrap(
+            (a,),
+            statistic,
+            confidence_level=confidence,
+            n_resamples=n_resamples,
+            random_state=rng,
+            method=method,
+        )
+        lo, hi = res.confidence_interval
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            res = stats.bootstrap(
+                (a,),
+                statistic,
+                confidence_level=confidence,
+                n_resamples=n_resamples,
+                random_state=np.random.default_rng(seed),
+                method="percentile",
+            )
+            lo, hi = res.confidence_interval
+    lo, hi = float(lo), float(hi)
+    if bounds is not None:
+        lo, hi = max(lo, lo_b), min(hi, hi_b)
+    return Estimate(value, lo, hi, a.size)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nnlearn.checks import check_choice
+from nnlearn.checks import check_choice, finite_float, positive_int
 from nnlearn.progress import progress_bar
 from nnlearn.seeding import make_generator
 
@@ -31,6 +31,13 @@ def as_tensor(a, dtype=None) -> torch.Tensor:
     raise TypeError(f"expected a numpy array or torch tensor, got {type(a).__name__}")
 
 
+def _data(name: str, a, dtype=None) -> torch.Tensor:
+    """``as_tensor`` with an error naming the argument."""
+    if not isinstance(a, (torch.Tensor, np.ndarray)):
+        raise TypeError(f"{name} must be a numpy array or torch tensor, got {type(a).__name__}")
+    return as_tensor(a, dtype)
+
+
 def compute_loss(outputs: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
     """Mean loss over the examples of the last-but-one axis.
 
@@ -42,7 +49,11 @@ def compute_loss(outputs: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Ten
     if loss == "ce":
         return F.cross_entropy(outputs.reshape(-1, outputs.shape[-1]), y.reshape(-1).long())
     if loss == "bce":
-        logits = outputs.squeeze(-1) if outputs.shape[-1] == 1 and outputs.ndim == y.ndim + 1 else outputs
+        logits = (
+            outputs.squeeze(-1)
+            if outputs.shape[-1] == 1 and outputs.ndim == y.ndim + 1
+            else outputs
+        )
         return F.binary_cross_entropy_with_logits(logits, y.to(logits.dtype))
     target = y
     if not y.is_floating_point():
@@ -51,17 +62,32 @@ def compute_loss(outputs: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Ten
 
 
 def predict_labels(outputs: torch.Tensor, loss: str) -> torch.Tensor:
-    """Class predictions: argmax for multi-output nets, threshold 0 on the logit for "bce"."""
+    """Class predictions: argmax for multi-output nets, threshold 0 on the logit for "bce".
+
+    Non-finite outputs have no class: they are an error, not class 0.
+    """
+    check_choice("loss", loss, LOSSES)
+    if not isinstance(outputs, torch.Tensor):
+        raise TypeError(f"outputs must be a torch.Tensor, got {type(outputs).__name__}")
+    if outputs.ndim == 0 or outputs.numel() == 0:
+        raise ValueError(
+            f"outputs must be a non-empty tensor (..., N, C), got shape {tuple(outputs.shape)}"
+        )
+    if not torch.isfinite(outputs).all():
+        raise ValueError("outputs contain NaN or infinite values; they have no predicted class")
     if loss == "bce":
         logits = outputs.squeeze(-1) if outputs.shape[-1] == 1 else outputs
         return (logits > 0).long()
     return outputs.argmax(-1)
 
 
-def make_optimizer(params, optimizer: str, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
+def make_optimizer(
+    params, optimizer: str, lr: float, momentum: float = 0.0, weight_decay: float = 0.0
+):
     check_choice("optimizer", optimizer, OPTIMIZERS)
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
+    lr = finite_float("lr", lr, low=0.0, strict=True)
+    momentum = finite_float("momentum", momentum, low=0.0)
+    weight_decay = finite_float("weight_decay", weight_decay, low=0.0)
     if optimizer == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
@@ -78,8 +104,29 @@ class History:
         return len(self.loss)
 
 
+def _labels_or_wrong(outputs: torch.Tensor, loss: str) -> torch.Tensor:
+    """Predicted labels, with -1 (never correct) where an output is not finite (a diverged
+    run counts as wrong, not as class 0)."""
+    finite = torch.isfinite(outputs).reshape(*outputs.shape[:-1], -1).all(-1)
+    if loss == "bce":
+        logits = outputs.squeeze(-1) if outputs.shape[-1] == 1 else outputs
+        labels = (logits > 0).long()
+    else:
+        labels = outputs.argmax(-1)
+    return torch.where(finite, labels, torch.full_like(labels, -1))
+
+
 def epoch_batches(n: int, batch_size: int | None, generator: torch.Generator | None, shuffle: bool):
     """Index tensors for one epoch: one full batch, or shuffled (or ordered) mini-batches."""
+    n = positive_int("n", n)
+    if batch_size is not None:
+        batch_size = positive_int("batch_size", batch_size)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"generator must be a torch.Generator or None, got {type(generator).__name__}"
+        )
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"shuffle must be a bool, got {type(shuffle).__name__}")
     if batch_size is None or batch_size >= n:
         return [torch.arange(n)]
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
@@ -119,14 +166,15 @@ def fit(
     callback : callable(epoch, model), optional
         Called after every epoch (e.g. to record snapshots).
     """
-    X, y = as_tensor(X, torch.float32), as_tensor(y)
+    X, y = _data("X", X, torch.float32), _data("y", y)
     if len(X) != len(y) or len(X) == 0:
         raise ValueError(f"X and y must be non-empty with equal lengths, got {len(X)} and {len(y)}")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-        raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+    epochs = positive_int("epochs", epochs)
+    if batch_size is not None:
+        batch_size = positive_int("batch_size", batch_size)
     check_choice("loss", loss, LOSSES)
+    if not torch.isfinite(X).all():
+        raise ValueError("X contains NaN or infinite values")
     opt = make_optimizer(model.parameters(), optimizer, lr, momentum, weight_decay)
     g = make_generator(seed)
     kwargs = {} if masks is None else {"masks": masks}
@@ -139,7 +187,7 @@ def fit(
         with torch.no_grad():
             out = model(X, **kwargs)
             history.loss.append(compute_loss(out, y, loss).item())
-            history.acc.append((predict_labels(out, loss) == y.long()).float().mean().item())
+            history.acc.append((_labels_or_wrong(out, loss) == y.long()).float().mean().item())
         if callback is not None:
             callback(epoch, model)
     return history
@@ -175,10 +223,12 @@ def per_sample_sgd(
     dict
         ``tallies[group][param_name]``: tensor shaped like the parameter.
     """
-    X, y = as_tensor(X, torch.float32), as_tensor(y)
+    X, y = _data("X", X, torch.float32), _data("y", y)
     labels = np.asarray(labels)
     if not (len(X) == len(y) == len(labels)) or len(X) == 0:
-        raise ValueError(f"X, y and labels must be non-empty with equal lengths, got {len(X)}, {len(y)}, {len(labels)}")
+        raise ValueError(
+            f"X, y and labels must be non-empty with equal lengths, got {len(X)}, {len(y)}, {len(labels)}"
+        )
     if not isinstance(groups, Mapping) or not groups:
         raise ValueError("groups must be a non-empty mapping of name -> labels")
     group_of = np.full(len(labels), -1)
@@ -186,15 +236,18 @@ def per_sample_sgd(
         members = list(np.atleast_1d(members))
         hit = np.isin(labels, members)
         if not members or not hit.any():
-            raise ValueError(f"groups[{name!r}] is empty: none of the labels {members} occurs in labels")
+            raise ValueError(
+                f"groups[{name!r}] is empty: none of the labels {members} occurs in labels"
+            )
         if (group_of[hit] >= 0).any():
             raise ValueError(f"groups overlap: group {name!r} shares labels with another group")
         group_of[hit] = k
+    if isinstance(tally_from, bool) or not isinstance(tally_from, (int, np.integer)):
+        raise TypeError(f"tally_from must be an int, got {type(tally_from).__name__}")
     if not 0 <= tally_from <= len(X):
         raise ValueError(f"tally_from must be in 0..{len(X)}, got {tally_from}")
     check_choice("loss", loss, LOSSES)
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
+    lr = finite_float("lr", lr, low=0.0, strict=True)
     names = list(groups)
     params = dict(model.named_parameters())
     tallies = {g: {n: torch.zeros_like(p) for n, p in params.items()} for g in names}

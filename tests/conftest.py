@@ -1,9 +1,12 @@
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# tests/inputs.py (the bad-input harness) is importable from tests/studies/ too.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
 
 

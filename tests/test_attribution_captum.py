@@ -34,7 +34,7 @@ from torch import nn
 
 captum_attr = pytest.importorskip("captum.attr")
 
-from nnlearn import attribution as att  # noqa: E402
+from nnlearn import attribution as att
 
 # captum announces its hooks and its automatic requires_grad with UserWarnings; they are expected here
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:captum.*")
@@ -57,11 +57,20 @@ def make_mlp(widths, *, bias: bool, seed: int) -> nn.Sequential:
 def chain_of(model: nn.Sequential) -> att.Chain:
     """The Chain with the same (detached) weights and biases as ``model``."""
     lins = [m for m in model if isinstance(m, nn.Linear)]
-    return att.Chain([l.weight.detach() for l in lins], [None if l.bias is None else l.bias.detach() for l in lins],
-                     ["relu"] * (len(lins) - 1))
+    return att.Chain(
+        [l.weight.detach() for l in lins],
+        [None if l.bias is None else l.bias.detach() for l in lins],
+        ["relu"] * (len(lins) - 1),
+    )
 
 
-NETS = [([7, 6, 3], True, 0), ([7, 6, 3], False, 1), ([10, 8, 6, 4], True, 2), ([10, 8, 6, 4], False, 3), ([5, 12, 9, 7, 2], True, 4)]
+NETS = [
+    ([7, 6, 3], True, 0),
+    ([7, 6, 3], False, 1),
+    ([10, 8, 6, 4], True, 2),
+    ([10, 8, 6, 4], False, 3),
+    ([5, 12, 9, 7, 2], True, 4),
+]
 NET_IDS = [f"{'-'.join(map(str, w))}{'-bias' if b else '-nobias'}" for w, b, _ in NETS]
 
 
@@ -69,7 +78,9 @@ NET_IDS = [f"{'-'.join(map(str, w))}{'-bias' if b else '-nobias'}" for w, b, _ i
 def net(request):
     widths, bias, seed = request.param
     model = make_mlp(widths, bias=bias, seed=seed)
-    x = torch.randn(16, widths[0], generator=torch.Generator().manual_seed(100 + seed), dtype=torch.float64)
+    x = torch.randn(
+        16, widths[0], generator=torch.Generator().manual_seed(100 + seed), dtype=torch.float64
+    )
     target = torch.arange(16) % widths[-1]
     return model, chain_of(model), x, target
 
@@ -128,8 +139,14 @@ def test_lrp_delta_is_the_bias_relevance(net):
 @pytest.mark.parametrize("baseline_kind", ["zeros", "random"])
 def test_deeplift_rescale_equals_baseline_variant(net, baseline_kind):
     model, chain, x, t = net
-    base = torch.zeros_like(x) if baseline_kind == "zeros" else torch.randn(x.shape, generator=torch.Generator().manual_seed(7), dtype=x.dtype)
-    theirs, delta = captum_attr.DeepLift(model).attribute(x.clone(), baselines=base, target=t, return_convergence_delta=True)
+    base = (
+        torch.zeros_like(x)
+        if baseline_kind == "zeros"
+        else torch.randn(x.shape, generator=torch.Generator().manual_seed(7), dtype=x.dtype)
+    )
+    theirs, delta = captum_attr.DeepLift(model).attribute(
+        x.clone(), baselines=base, target=t, return_convergence_delta=True
+    )
     delta = delta.detach()
     ours = att.baseline_relevance(chain, x, base, t)
     assert gap(ours, theirs) < 1e-9
@@ -143,16 +160,22 @@ def test_deeplift_differs_from_gradient_x_input_when_baseline_matters():
     model = make_mlp([7, 6, 3], bias=True, seed=0)
     chain = chain_of(model)
     x = torch.randn(16, 7, generator=torch.Generator().manual_seed(100), dtype=torch.float64)
-    assert gap(att.baseline_relevance(chain, x, torch.zeros(7, dtype=torch.float64), 1),
-               att.relevance(chain, x, 1, "gradient_x_input").input) > 1e-3
+    assert (
+        gap(
+            att.baseline_relevance(chain, x, torch.zeros(7, dtype=torch.float64), 1),
+            att.relevance(chain, x, 1, "gradient_x_input").input,
+        )
+        > 1e-3
+    )
 
 
 def test_integrated_gradients_as_sanity_reference(net):
     model, chain, x, t = net
     base = torch.zeros_like(x)
     diff = att.target_output(chain, x, t) - att.target_output(chain, base, t)
-    ig, delta = captum_attr.IntegratedGradients(model).attribute(x.clone(), baselines=base, target=t, n_steps=400,
-                                                                 return_convergence_delta=True)
+    ig, delta = captum_attr.IntegratedGradients(model).attribute(
+        x.clone(), baselines=base, target=t, n_steps=400, return_convergence_delta=True
+    )
     delta = delta.detach()
     ours = att.baseline_relevance(chain, x, base, t)
     # both are (nearly) complete; IG only up to its quadrature error
@@ -165,8 +188,12 @@ def test_integrated_gradients_coincide_without_hidden_layer():
     chain = chain_of(model)
     x = torch.randn(8, 6, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
     base = torch.randn(8, 6, generator=torch.Generator().manual_seed(10), dtype=torch.float64)
-    ig = captum_attr.IntegratedGradients(model).attribute(x.clone(), baselines=base, target=2, n_steps=20)
-    assert gap(att.baseline_relevance(chain, x, base, 2), ig) < 1e-7  # captum's quadrature weights are float32
+    ig = captum_attr.IntegratedGradients(model).attribute(
+        x.clone(), baselines=base, target=2, n_steps=20
+    )
+    assert (
+        gap(att.baseline_relevance(chain, x, base, 2), ig) < 1e-7
+    )  # captum's quadrature weights are float32
 
 
 def test_chain_of_matches_model(net):

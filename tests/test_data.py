@@ -4,8 +4,16 @@ import shutil
 import numpy as np
 import pytest
 
+from nnlearn.data import (
+    MnistNotFoundError,
+    circle_data,
+    grid,
+    load_mnist,
+    random_labels,
+    spirals,
+    xor_data,
+)
 from nnlearn.data import mnist as mnist_mod
-from nnlearn.data import MnistNotFoundError, circle_data, grid, load_mnist, random_labels, spirals, xor_data
 
 
 @pytest.fixture
@@ -26,7 +34,9 @@ def test_load_mnist_test_split(mnist_dir):
 
 
 def test_load_mnist_digits_scale_limit(mnist_dir):
-    X, y = load_mnist(root=mnist_dir, digits=[1, 7], scale=(1 / 256, 1.0), limit=50, flatten=False, download=False)
+    X, y = load_mnist(
+        root=mnist_dir, digits=[1, 7], scale=(1 / 256, 1.0), limit=50, flatten=False, download=False
+    )
     assert X.shape == (50, 28, 28) and set(np.unique(y)) <= {1, 7}
     assert np.isclose(X.min(), 1 / 256) and np.isclose(X.max(), 1.0)
 
@@ -40,7 +50,11 @@ def test_missing_offline_names_files_and_folders(isolated):
     with pytest.raises(MnistNotFoundError) as err:
         load_mnist(root=isolated / "nowhere", download=False)
     msg = str(err.value)
-    assert "t10k-images-idx3-ubyte.gz" in msg and str(isolated / "nowhere") in msg and "NNLEARN_DATA" in msg
+    assert (
+        "t10k-images-idx3-ubyte.gz" in msg
+        and str(isolated / "nowhere") in msg
+        and "NNLEARN_DATA" in msg
+    )
 
 
 def test_download_failure_is_clear_and_leaves_nothing(isolated, monkeypatch):
@@ -79,8 +93,13 @@ def test_corrupted_file_is_refused(tmp_path, mnist_dir):
 
 @pytest.mark.parametrize(
     "kwargs, exc",
-    [({"split": "valid"}, ValueError), ({"digits": [11]}, ValueError), ({"digits": []}, ValueError),
-     ({"limit": 0}, ValueError), ({"scale": 1.0}, TypeError)],
+    [
+        ({"split": "valid"}, ValueError),
+        ({"digits": [11]}, ValueError),
+        ({"digits": []}, ValueError),
+        ({"limit": 0}, ValueError),
+        ({"scale": 1.0}, TypeError),
+    ],
 )
 def test_load_mnist_bad_arguments(kwargs, exc, mnist_dir):
     with pytest.raises(exc):
@@ -102,7 +121,9 @@ def test_toy_sets_are_seeded_and_shaped():
     a, b = circle_data(100, seed=3), circle_data(100, seed=3)
     assert np.array_equal(a[0], b[0]) and not np.array_equal(a[0], circle_data(100, seed=4)[0])
     X, y = circle_data(20000, seed=0)
-    assert np.abs(X).max() <= 1 and np.array_equal(y, ((X**2).sum(1) > np.sqrt(2 / np.pi)).astype(int))
+    assert np.abs(X).max() <= 1 and np.array_equal(
+        y, ((X**2).sum(1) > np.sqrt(2 / np.pi)).astype(int)
+    )
     S, t = spirals(200, seed=0, noise=0.0)
     assert S.shape == (200, 2) and np.bincount(t).tolist() == [100, 100]
     assert np.allclose(np.linalg.norm(S[1::2], axis=1).max(), 1.0, atol=0.02)
@@ -112,9 +133,58 @@ def test_toy_sets_are_seeded_and_shaped():
     assert P.shape == (25, 2) and xs[0] == -2 and xs[-1] == 2
 
 
-@pytest.mark.parametrize("call", [lambda: circle_data(0, 1), lambda: spirals(10, 0, noise=-1),
-                                  lambda: random_labels(10, 10, 0, n_classes=1), lambda: grid(1, 0),
-                                  lambda: circle_data(10, -1)])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: circle_data(0, 1),
+        lambda: spirals(10, 0, noise=-1),
+        lambda: random_labels(10, 10, 0, n_classes=1),
+        lambda: grid(1, 0),
+        lambda: circle_data(10, -1),
+    ],
+)
 def test_toy_bad_input(call):
     with pytest.raises((ValueError, TypeError)):
         call()
+
+
+def test_load_mnist_train_split_offline(mnist_dir):
+    """The training split in ../shared is recompressed: accepted by its content md5."""
+    if not (mnist_dir / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"MNIST training split not found in {mnist_dir}")
+    X, y = load_mnist("train", root=mnist_dir, download=False)
+    assert X.shape == (60000, 784) and y.shape == (60000,)
+    assert np.bincount(y).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+
+
+def test_recompressed_canonical_content_is_accepted(tmp_path, mnist_dir):
+    """A .gz whose bytes differ from the published one but whose content is canonical."""
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        with gzip.open(mnist_dir / name, "rb") as src, gzip.open(tmp_path / name, "wb", 1) as dst:
+            dst.write(src.read())
+    assert (
+        mnist_mod._md5(tmp_path / "t10k-labels-idx1-ubyte.gz")
+        != mnist_mod.MNIST_FILES["test"]["labels"][1]
+    )
+    X, y = load_mnist(root=tmp_path, download=False)
+    assert len(y) == 10000 and y[:5].tolist() == [7, 2, 1, 0, 4]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "not-gzip", "flip"])
+def test_truncated_or_damaged_file_is_refused(tmp_path, mnist_dir, damage):
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(mnist_dir / name, tmp_path / name)
+    target = tmp_path / "t10k-images-idx3-ubyte.gz"
+    data = target.read_bytes()
+    if damage == "truncate":
+        target.write_bytes(data[: len(data) // 2])
+    elif damage == "not-gzip":
+        target.write_bytes(b"not a gzip file at all")
+    else:  # same length, one content byte changed, validly recompressed
+        with gzip.open(mnist_dir / "t10k-images-idx3-ubyte.gz", "rb") as f:
+            raw = bytearray(f.read())
+        raw[5000] ^= 0xFF
+        with gzip.open(target, "wb") as f:
+            f.write(bytes(raw))
+    with pytest.raises(ValueError, match="t10k-images-idx3-ubyte.gz"):
+        load_mnist(root=tmp_path, download=False)

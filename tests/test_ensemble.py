@@ -19,7 +19,9 @@ def test_full_batch_equals_one_at_a_time(use_vmap):
     yf = y.astype(np.float32)
     seeds = [0, 1, 2]
     ens = Ensemble([MLP([2, 3, 1], "sigmoid", seed=s) for s in seeds], use_vmap=use_vmap)
-    hist = train_ensemble(ens, X, yf, loss="bce", optimizer="adam", lr=0.05, epochs=50, progress=False)
+    hist = train_ensemble(
+        ens, X, yf, loss="bce", optimizer="adam", lr=0.05, epochs=50, progress=False
+    )
     for k, s in enumerate(seeds):
         single = MLP([2, 3, 1], "sigmoid", seed=s)
         h = fit(single, X, yf, loss="bce", optimizer="adam", lr=0.05, epochs=50, progress=False)
@@ -31,10 +33,34 @@ def test_minibatch_members_follow_their_own_seeds():
     X, y = circle_data(200, seed=0)
     seeds = [3, 4]
     ens = Ensemble.from_seeds(lambda s: MLP([2, 8, 2], seed=s), seeds)
-    train_ensemble(ens, X, y, loss="ce", optimizer="sgd", lr=0.1, momentum=0.9, epochs=3, batch_size=32, seeds=seeds, progress=False)
+    train_ensemble(
+        ens,
+        X,
+        y,
+        loss="ce",
+        optimizer="sgd",
+        lr=0.1,
+        momentum=0.9,
+        epochs=3,
+        batch_size=32,
+        seeds=seeds,
+        progress=False,
+    )
     for k, s in enumerate(seeds):
         single = MLP([2, 8, 2], seed=s)
-        fit(single, X, y, loss="ce", optimizer="sgd", lr=0.1, momentum=0.9, epochs=3, batch_size=32, seed=s, progress=False)
+        fit(
+            single,
+            X,
+            y,
+            loss="ce",
+            optimizer="sgd",
+            lr=0.1,
+            momentum=0.9,
+            epochs=3,
+            batch_size=32,
+            seed=s,
+            progress=False,
+        )
         assert _same_params(ens.member(k), single)
 
 
@@ -42,9 +68,13 @@ def test_snapshots_and_flat_params():
     X, y = xor_data()
     ens = Ensemble.from_seeds(lambda s: MLP([2, 2, 1], "sigmoid", seed=s), range(4))
     first = ens.flat_params().clone()
-    hist = train_ensemble(ens, X, y.astype(np.float32), loss="bce", epochs=10, snapshot_every=5, progress=False)
+    hist = train_ensemble(
+        ens, X, y.astype(np.float32), loss="bce", epochs=10, snapshot_every=5, progress=False
+    )
     assert hist.snapshots.shape == (3, 4, 9) and hist.snapshot_epochs == [-1, 4, 9]
-    assert np.allclose(hist.snapshots[0], first.numpy()) and np.allclose(hist.snapshots[-1], ens.flat_params().numpy())
+    assert np.allclose(hist.snapshots[0], first.numpy()) and np.allclose(
+        hist.snapshots[-1], ens.flat_params().numpy()
+    )
     assert hist.loss.shape == (10, 4) and hist.acc.shape == (10, 4)
 
 
@@ -105,10 +135,32 @@ def test_per_member_data_matches_separate_fits():
     X = np.stack([d[0] for d in data])
     y = np.stack([d[1] for d in data])
     ens = Ensemble.from_seeds(lambda s: MLP([2, 6, 2], seed=s), [0, 1])
-    train_ensemble(ens, X, y, loss="ce", optimizer="adam", lr=0.01, epochs=2, batch_size=32, seeds=[5, 6], progress=False)
+    train_ensemble(
+        ens,
+        X,
+        y,
+        loss="ce",
+        optimizer="adam",
+        lr=0.01,
+        epochs=2,
+        batch_size=32,
+        seeds=[5, 6],
+        progress=False,
+    )
     for k in range(2):
         single = MLP([2, 6, 2], seed=k)
-        fit(single, data[k][0], data[k][1], loss="ce", optimizer="adam", lr=0.01, epochs=2, batch_size=32, seed=5 + k, progress=False)
+        fit(
+            single,
+            data[k][0],
+            data[k][1],
+            loss="ce",
+            optimizer="adam",
+            lr=0.01,
+            epochs=2,
+            batch_size=32,
+            seed=5 + k,
+            progress=False,
+        )
         assert _same_params(ens.member(k), single)
     with pytest.raises(ValueError):
         train_ensemble(ens, X[:1], y[:1], epochs=1)

@@ -28,7 +28,10 @@ def test_seeded_init_ignores_global_state():
 def test_he_init_scale():
     net = MLP([400, 300, 2], init="he", seed=0)
     w, b = net.layers[0].weight, net.layers[0].bias
-    assert abs(w.std().item() - (2 / 400) ** 0.5) < 0.003 and abs(b.std().item() - (2 / 400) ** 0.5) < 0.02
+    assert (
+        abs(w.std().item() - (2 / 400) ** 0.5) < 0.003
+        and abs(b.std().item() - (2 / 400) ** 0.5) < 0.02
+    )
 
 
 def test_mask_zero_removes_node_and_passes_gradient():
@@ -56,7 +59,10 @@ def test_batched_masks_broadcast():
 
 def test_forward_stacked_matches_members():
     nets = [MLP([3, 4, 2], "tanh", seed=s) for s in range(3)]
-    params = {n: torch.stack([dict(m.named_parameters())[n] for m in nets]) for n, _ in nets[0].named_parameters()}
+    params = {
+        n: torch.stack([dict(m.named_parameters())[n] for m in nets])
+        for n, _ in nets[0].named_parameters()
+    }
     x = torch.randn(5, 3)
     out = nets[0].forward_stacked(params, x)
     for k, m in enumerate(nets):
@@ -75,7 +81,10 @@ def test_forward_stacked_matches_members():
         (lambda: MLP([3, 4, 1])(torch.randn(2, 4)), ValueError),
         (lambda: MLP([3, 4, 1])([[1.0, 2.0, 3.0]]), TypeError),
         (lambda: MLP([3, 4, 1])(torch.randn(2, 3), masks=[torch.ones(5)]), ValueError),
-        (lambda: MLP([3, 4, 1])(torch.randn(2, 3), masks=[torch.ones(4), torch.ones(4)]), ValueError),
+        (
+            lambda: MLP([3, 4, 1])(torch.randn(2, 3), masks=[torch.ones(4), torch.ones(4)]),
+            ValueError,
+        ),
         (lambda: MLP([3, 4, 1])(torch.randn(2, 3), masks={1: torch.ones(4)}), ValueError),
         (lambda: MLP([3, 4, 1])(torch.randn(2, 3), masks=[[1, 1, 1, 1]]), TypeError),
     ],

@@ -1,11 +1,11 @@
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
 
-from nnlearn.plotting import decision_map, image_grid  # noqa: E402
+from nnlearn.plotting import decision_map, image_grid
 
 
 def test_decision_map_values_on_grid():

@@ -14,7 +14,18 @@ def test_fit_learns_circle_and_is_deterministic():
     runs = []
     for _ in range(2):
         net = MLP([2, 16, 2], seed=1)
-        hist = fit(net, X, y, loss="ce", optimizer="adam", lr=0.02, epochs=30, batch_size=32, seed=2, progress=False)
+        hist = fit(
+            net,
+            X,
+            y,
+            loss="ce",
+            optimizer="adam",
+            lr=0.02,
+            epochs=30,
+            batch_size=32,
+            seed=2,
+            progress=False,
+        )
         runs.append((hist, net.layers[0].weight.detach().clone()))
     assert runs[0][0].acc[-1] > 0.9 and runs[0][0].loss[-1] < runs[0][0].loss[0]
     assert runs[0][0].loss == runs[1][0].loss and torch.equal(runs[0][1], runs[1][1])
@@ -52,29 +63,64 @@ def test_per_sample_sgd_tallies_groups():
     y = np.isin(labels, [6, 8]).astype(np.int64)
     net = MLP([3, 4, 2], "softplus", seed=0)
     before = [p.detach().clone() for p in net.parameters()]
-    tallies = per_sample_sgd(net, X, y, labels=labels, groups={"17": [1, 7], "68": [6, 8]}, lr=0.1, loss="mse", progress=False)
+    tallies = per_sample_sgd(
+        net,
+        X,
+        y,
+        labels=labels,
+        groups={"17": [1, 7], "68": [6, 8]},
+        lr=0.1,
+        loss="mse",
+        progress=False,
+    )
     moved = sum((p.detach() - q).abs().sum() for p, q in zip(net.parameters(), before))
     total = sum(t.sum() for g in tallies.values() for t in g.values())
     assert total >= moved - 1e-5 and all(t.sum() > 0 for t in tallies["17"].values())
     net2 = MLP([3, 4, 2], "softplus", seed=0)
-    half = per_sample_sgd(net2, X, y, labels=labels, groups={"17": [1, 7], "68": [6, 8]}, lr=0.1, tally_from=20, progress=False)
+    half = per_sample_sgd(
+        net2,
+        X,
+        y,
+        labels=labels,
+        groups={"17": [1, 7], "68": [6, 8]},
+        lr=0.1,
+        tally_from=20,
+        progress=False,
+    )
     assert half["17"]["layers.0.weight"].sum() < tallies["17"]["layers.0.weight"].sum()
 
 
 @pytest.mark.parametrize(
     "groups, exc",
-    [({}, ValueError), ({"a": [], "b": [1]}, ValueError), ({"a": [3]}, ValueError), ({"a": [1], "b": [1, 2]}, ValueError)],
+    [
+        ({}, ValueError),
+        ({"a": [], "b": [1]}, ValueError),
+        ({"a": [3]}, ValueError),
+        ({"a": [1], "b": [1, 2]}, ValueError),
+    ],
 )
 def test_per_sample_sgd_bad_groups(groups, exc):
     X = np.zeros((4, 2), np.float32)
     with pytest.raises(exc):
-        per_sample_sgd(MLP([2, 2, 2]), X, np.zeros(4, np.int64), labels=np.array([1, 2, 1, 2]), groups=groups, lr=0.1)
+        per_sample_sgd(
+            MLP([2, 2, 2]),
+            X,
+            np.zeros(4, np.int64),
+            labels=np.array([1, 2, 1, 2]),
+            groups=groups,
+            lr=0.1,
+        )
 
 
 @pytest.mark.parametrize(
     "kwargs, exc",
-    [({"loss": "hinge"}, ValueError), ({"optimizer": "rmsprop"}, ValueError), ({"lr": 0.0}, ValueError),
-     ({"epochs": 0}, ValueError), ({"batch_size": 0}, ValueError)],
+    [
+        ({"loss": "hinge"}, ValueError),
+        ({"optimizer": "rmsprop"}, ValueError),
+        ({"lr": 0.0}, ValueError),
+        ({"epochs": 0}, ValueError),
+        ({"batch_size": 0}, ValueError),
+    ],
 )
 def test_fit_bad_arguments(kwargs, exc):
     X, y = xor_data()
@@ -95,7 +141,9 @@ def test_seed_everything_repeats_and_checks():
     seed_everything(7)
     b = (torch.rand(3), np.random.rand(3))
     assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1])
-    assert torch.equal(torch.rand(2, generator=make_generator(1)), torch.rand(2, generator=make_generator(1)))
+    assert torch.equal(
+        torch.rand(2, generator=make_generator(1)), torch.rand(2, generator=make_generator(1))
+    )
     with pytest.raises(ValueError):
         seed_everything(-1)
     with pytest.raises(TypeError):

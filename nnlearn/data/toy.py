@@ -7,9 +7,8 @@ import math
 
 import numpy as np
 
-from nnlearn.checks import positive_int
+from nnlearn.checks import finite_float, positive_int
 from nnlearn.seeding import make_rng
-
 
 
 def xor_data(n_bits: int = 2):
@@ -25,7 +24,9 @@ def xor_data(n_bits: int = 2):
     return X, (X.sum(1) % 2).astype(np.int64)
 
 
-def circle_data(n: int, seed: int, *, threshold: float = math.sqrt(2 / math.pi), low=-1.0, high=1.0):
+def circle_data(
+    n: int, seed: int, *, threshold: float = math.sqrt(2 / math.pi), low=-1.0, high=1.0
+):
     """Points uniform in the square [low, high]^2, labelled 1 when ``x1**2 + x2**2 > threshold``.
 
     The default threshold is the one printed in Hobson's circle code (the squared radius is
@@ -38,6 +39,8 @@ def circle_data(n: int, seed: int, *, threshold: float = math.sqrt(2 / math.pi),
     y : np.ndarray, int64, shape (n,)
     """
     n = positive_int("n", n)
+    threshold = finite_float("threshold", threshold)
+    low, high = finite_float("low", low), finite_float("high", high)
     if not high > low:
         raise ValueError(f"high must exceed low, got low={low}, high={high}")
     X = make_rng(seed).uniform(low, high, size=(n, 2)).astype(np.float32)
@@ -56,8 +59,9 @@ def spirals(n: int, seed: int, *, turns: float = 1.5, noise: float = 0.05, radiu
     y : np.ndarray, int64, shape (n,), the arm of each point
     """
     n = positive_int("n", n)
-    if noise < 0 or turns <= 0 or radius <= 0:
-        raise ValueError(f"need noise >= 0, turns > 0, radius > 0; got {noise}, {turns}, {radius}")
+    noise = finite_float("noise", noise, low=0.0)
+    turns = finite_float("turns", turns, low=0.0, strict=True)
+    radius = finite_float("radius", radius, low=0.0, strict=True)
     rng = make_rng(seed)
     y = np.arange(n) % 2
     t_max = 2 * math.pi * turns
@@ -68,7 +72,9 @@ def spirals(n: int, seed: int, *, turns: float = 1.5, noise: float = 0.05, radiu
     return X.astype(np.float32), y.astype(np.int64)
 
 
-def random_labels(n_samples: int = 100, n_features: int = 100, seed: int = 0, *, n_classes: int = 2):
+def random_labels(
+    n_samples: int = 100, n_features: int = 100, seed: int = 0, *, n_classes: int = 2
+):
     """Standard-normal inputs with labels drawn uniformly at random (nothing to learn but memory).
 
     Returns
@@ -94,6 +100,7 @@ def grid(low: float = -1.0, high: float = 1.0, n: int = 101):
     xs : np.ndarray, shape (n,), the coordinates along each axis
     """
     n = positive_int("n", n)
+    low, high = finite_float("low", low), finite_float("high", high)
     if not high > low:
         raise ValueError(f"high must exceed low, got low={low}, high={high}")
     xs = np.linspace(low, high, n, dtype=np.float32)
