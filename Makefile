@@ -26,6 +26,7 @@ CH ?=
 STRICT ?= 1
 JB_FLAGS := $(if $(filter 1,$(STRICT)),-W --keep-going)
 # Extra flags for `make lab`, e.g. LAB_ARGS="--no-browser --port 8890"; root gets --allow-root.
+BOOK_JOBS ?= 2
 LAB_ARGS ?=
 LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
@@ -59,6 +60,9 @@ cache-check:
 
 book: $(VENV)/.installed cache-check html
 
+# Chapters not yet in the execution cache are executed first, BOOK_JOBS at a time (one core each;
+# `make test` runs the book beside nbval, so one there), and cached exactly as the build's own
+# cache mode would; the build then executes only the scorecard (forced), after every chapter.
 # Sphinx re-reads only changed pages: touch the scorecard so it always collects fresh results.
 # A page is not re-read after a failed or non-strict build, so it would hide its warnings from
 # the next strict build: only a passing strict build leaves _build/.html-strict-ok behind, and
@@ -67,6 +71,8 @@ html: cache-check
 	@touch book/scorecard.md
 	@test -f _build/.html-strict-ok || rm -rf _build/.doctrees
 	@rm -f _build/.html-strict-ok
+	NNLEARN_RESULTS=$(BOOK_RESULTS) BOOK_JOBS=$(BOOK_JOBS) $(BIN)/python -m nnlearn.booktools \
+	  fill-cache _build/.jupyter_cache $(filter-out book/intro.md book/references.md,$(wildcard book/*.md))
 	NNLEARN_RESULTS=$(BOOK_RESULTS) $(BIN)/jupyter-book build . --path-output . -q $(JB_FLAGS)
 	@test -f _build/html/index.html
 	@$(if $(JB_FLAGS),touch _build/.html-strict-ok,true)
@@ -84,7 +90,7 @@ browser: $(VENV)/.installed
 # nbval and the book build each execute every chapter: run them side by side, one core each.
 test: $(VENV)/.installed cache-check
 	$(MAKE) unit
-	OMP_NUM_THREADS=1 $(MAKE) -j2 --output-sync=target nbval html
+	OMP_NUM_THREADS=1 $(MAKE) -j2 --output-sync=target nbval html BOOK_JOBS=1
 	$(MAKE) browser
 
 baseline: $(VENV)/.installed

@@ -67,7 +67,8 @@ def bench_ensemble(k: int = 100, epochs: int = 500) -> None:
         for n, p in m.named_parameters()
     )
     print(
-        f"{k} XOR networks x {epochs} epochs: batched engine {batched:.2f} s, one at a time (fit) {loop:.2f} s, "
+        f"{k} XOR networks x {epochs} epochs: batched engine {batched:.2f} s, one at a time (fit) "
+        f"{loop:.2f} s, "
         f"speed-up {loop / batched:.0f}x (largest parameter difference {diff:.1e})"
     )
 

@@ -118,7 +118,8 @@ def pair_problem(md_path: str | os.PathLike) -> str | None:
         )
         return (
             f"{md_path} and {ipynb.name} are out of sync ({where}): the baseline does not run the "
-            f"code you edited. Run `make baseline CH={slug}` first, review the diff, then `make check CH={slug}`."
+            f"code you edited. Run `make baseline CH={slug}` first, review the diff, then `make "
+            f"check CH={slug}`."
         )
     return None
 
@@ -263,6 +264,68 @@ def format_cells(md_path: str | os.PathLike, line_length: int = 100) -> int:
     return changed
 
 
+def _execute_page(md: str, timeout: int):
+    """Worker of :func:`fill_execution_cache`: the page read as myst-nb reads it, executed."""
+    from jupyter_cache.executors.utils import single_nb_execution
+    from myst_nb.core.read import read_myst_markdown_notebook
+
+    path = Path(md).resolve()
+    nb = read_myst_markdown_notebook(path.read_text(), path=path)
+    result = single_nb_execution(
+        nb, cwd=str(path.parent), timeout=timeout, allow_errors=False, meta_override=True
+    )
+    return str(path), nb, result.time, result.exc_string if result.err is not None else None
+
+
+def fill_execution_cache(
+    cache_path: str | os.PathLike, pages, *, jobs: int = 2, timeout: int = 600
+) -> list[str]:
+    """Execute the pages that jupyter-cache does not hold yet, ``jobs`` at a time, and cache
+    them as myst-nb's ``execute_notebooks: cache`` mode would, so the book build that follows
+    finds every chapter executed (a page whose hash does not match is still executed by the
+    build: nothing can go stale). Pages marked ``execution_mode: force`` (the scorecard) are
+    left to the build, which runs them after the chapters. Returns the pages executed here.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+    from myst_nb.core.read import read_myst_markdown_notebook
+
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
+    cache = get_cache(str(cache_path))
+    todo = []
+    for md in pages:
+        path = Path(md)
+        text = path.read_text()
+        header = text.split("\n---", 1)[0]
+        if "ipynb,md:myst" not in header or "execution_mode: force" in header:
+            continue
+        try:
+            cache.match_cache_notebook(read_myst_markdown_notebook(text, path=path.resolve()))
+        except KeyError:
+            todo.append(str(path))
+    failed = []
+    with ProcessPoolExecutor(max_workers=min(jobs, max(len(todo), 1))) as pool:
+        futures = [pool.submit(_execute_page, md, timeout) for md in todo]
+        for fut in futures:
+            path, nb, seconds, error = fut.result()
+            if error is not None:
+                failed.append(f"{path}:\n{error}")
+                continue
+            cache.add_nb_to_project(path)
+            cache.cache_notebook_bundle(
+                CacheBundleIn(nb, path, data={"execution_seconds": seconds}),
+                check_validity=False,
+                overwrite=True,
+            )
+            print(f"{Path(path).name}: executed in {seconds:.1f} s")
+    if failed:
+        raise RuntimeError("executing a page failed:\n" + "\n".join(failed))
+    return todo
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) >= 2 and argv[0] == "baseline":
@@ -286,12 +349,16 @@ def main(argv=None) -> int:
             if format_cells(md):
                 print(f"{md}: code cells reformatted with ruff")
         return 0
+    if len(argv) >= 3 and argv[0] == "fill-cache":
+        jobs = int(os.environ.get("BOOK_JOBS", "2"))
+        fill_execution_cache(argv[1], argv[2:], jobs=jobs)
+        return 0
     if len(argv) == 2 and argv[0] == "lock":
         lock(argv[1])
         return 0
     print(
         "usage: python -m nnlearn.booktools baseline|check-pair|canonical|format BOOK/SLUG.md"
-        " [...] | lock FILE",
+        " [...] | fill-cache CACHE BOOK/SLUG.md [...] | lock FILE",
         file=sys.stderr,
     )
     return 2

@@ -1,4 +1,4 @@
-"""Argument checks shared across nnlearn: clear errors that name the argument and what was expected."""
+"""Argument checks shared across nnlearn: clear errors naming the argument and what was expected."""
 
 from __future__ import annotations
 

@@ -53,7 +53,8 @@ def _check_params(params) -> tuple[dict, int]:
     for n, t in params.items():
         if not isinstance(t, torch.Tensor) or t.ndim < 1 or not t.is_floating_point():
             raise TypeError(
-                f"params[{n!r}] must be a float Tensor with a leading member axis, got {type(t).__name__}"
+                f"params[{n!r}] must be a float Tensor with a leading member axis, got "
+                f"{type(t).__name__}"
             )
         if K is None:
             K = t.shape[0]
@@ -63,7 +64,9 @@ def _check_params(params) -> tuple[dict, int]:
 
 
 def member_lr(lr, K: int):
-    """``lr`` as a float, or as a (K,) tensor of per-member rates; ValueError naming ``lr`` otherwise."""
+    """``lr`` as a float, or as a (K,) tensor of per-member rates; ValueError naming ``lr``
+    otherwise.
+    """
     if isinstance(lr, bool):
         raise TypeError("lr must be a number or a sequence of K numbers, got bool")
     if isinstance(lr, (int, float, np.integer, np.floating)):
@@ -137,7 +140,8 @@ class Optimizer:
     betas, eps : Adam's; ``eps=None`` takes the convention's default (1e-8 torch, 1e-7 keras)
     convention : {"torch", "keras"}, where Adam puts eps and its bias correction:
 
-        - ``"torch"`` (``torch.optim.Adam``): ``p -= lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps)``
+        - ``"torch"`` (``torch.optim.Adam``): ``p -= lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) +
+        eps)``
         - ``"keras"`` (``keras.optimizers.Adam``): ``lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)``,
           ``p -= lr_t * m / (sqrt(v) + eps)``, eps added to the root of the *uncorrected* v.
     weight_decay : L2 penalty added to the gradient (``grad + weight_decay * p``), as PyTorch does
@@ -241,7 +245,8 @@ class State:
     grads, updates : the last step's gradients and the updates subtracted (None before any step)
     loss : (K,) the last step's batch losses, before its update
     x, targets : the last step's inputs ((B, ...) shared or (K, B, ...)) and targets (K, B, ...)
-    outputs : (K, B, out) the last step's outputs; batch : its example indices, (K, B) or (1, B), or None
+    outputs : (K, B, out) the last step's outputs; batch : its example indices, (K, B) or (1, B), or
+    None
     epoch, step : epochs and steps completed so far (``step`` counts every optimiser step)
     """
 
@@ -536,12 +541,14 @@ def train(
     per_member = X.ndim == 3
     if per_member and (X.shape[0] != K or y.shape[0] != K):
         raise ValueError(
-            f"per-member data needs X of shape (K={K}, N, n_in) and y with leading dimension K, got {tuple(X.shape)} and {tuple(y.shape)}"
+            f"per-member data needs X of shape (K={K}, N, n_in) and y with leading dimension K, "
+            f"got {tuple(X.shape)} and {tuple(y.shape)}"
         )
     n = X.shape[1] if per_member else X.shape[0]
     if n == 0 or y.shape[int(per_member)] != n:
         raise ValueError(
-            f"X and y must be non-empty with equal numbers of examples, got {n} and {y.shape[int(per_member)]}"
+            f"X and y must be non-empty with equal numbers of examples, got {n} and "
+            f"{y.shape[int(per_member)]}"
         )
     epochs = positive_int("epochs", epochs)
     batch_size = None if batch_size is None else positive_int("batch_size", batch_size)
@@ -656,7 +663,8 @@ def train_online(
     order = torch.as_tensor(np.asarray(order))
     if order.ndim != 2 or order.shape[0] != K or order.dtype not in (torch.int32, torch.int64):
         raise ValueError(
-            f"order must be an integer array of shape (K={K}, T), got {tuple(order.shape)} {order.dtype}"
+            f"order must be an integer array of shape (K={K}, T), got {tuple(order.shape)} "
+            f"{order.dtype}"
         )
     if order.numel() == 0 or order.max() >= len(X) or order.min() < -1:
         raise ValueError(f"order must be non-empty with entries -1 or in 0..{len(X) - 1}")
@@ -667,7 +675,8 @@ def train_online(
         tk = targets[order.clamp(min=0)]
     else:
         raise ValueError(
-            f"targets must have shape {tuple(order.shape)} (one per step) or ({len(X)},) (one per example), got {tuple(targets.shape)}"
+            f"targets must have shape {tuple(order.shape)} (one per step) or ({len(X)},) (one per "
+            f"example), got {tuple(targets.shape)}"
         )
     _check_loss(loss)
     check_choice("record", record, ("step", "none"))

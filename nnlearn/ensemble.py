@@ -150,7 +150,8 @@ def train_ensemble(
     progress: bool | None = None,
     **forward_kwargs,
 ) -> EnsembleHistory:
-    """Train every member of ``ens`` at once, in place (a configuration of :func:`nnlearn.engine.train`).
+    """Train every member of ``ens`` at once, in place (a configuration of
+    :func:`nnlearn.engine.train`).
 
     Member ``k`` sees exactly what :func:`nnlearn.train.fit` with ``seed=seeds[k]`` would:
     the same data, the same mini-batch order, the same optimiser.
@@ -169,7 +170,8 @@ def train_ensemble(
     K = len(ens)
     if X.ndim == 3 and (X.shape[0] != K or as_tensor(y).shape[:1] != (K,)):
         raise ValueError(
-            f"per-member data needs X of shape (K={K}, N, n_in) and y of shape (K, N), got {tuple(X.shape)} and {tuple(as_tensor(y).shape)}"
+            f"per-member data needs X of shape (K={K}, N, n_in) and y of shape (K, N), got "
+            f"{tuple(X.shape)} and {tuple(as_tensor(y).shape)}"
         )
     if seeds is not None and isinstance(seeds, int):
         raise TypeError("seeds must be a sequence of K ints")

@@ -158,7 +158,8 @@ class MLP(nn.Module):
                 )
             if m.ndim == 0 or m.shape[-1] != w:
                 raise ValueError(
-                    f"masks[{i}] must have last dimension {w} (the layer's width), got shape {tuple(m.shape)}"
+                    f"masks[{i}] must have last dimension {w} (the layer's width), got shape "
+                    f"{tuple(m.shape)}"
                 )
         return masks
 
@@ -227,7 +228,10 @@ class MLP(nn.Module):
                 h = h * masks[i]
 
     def extra_repr(self) -> str:
-        return f"widths={self.widths}, activation={self.activation_names}, output_activation={self.output_activation}"
+        return (
+            f"widths={self.widths}, activation={self.activation_names}, "
+            f"output_activation={self.output_activation}"
+        )
 
 
 # ------------------------------------------------------------------ stacked architectures
@@ -291,7 +295,8 @@ class MLPStack:
     def init(self, seeds, init: str = "torch") -> dict[str, torch.Tensor]:
         """Initial parameters, member k drawn from its own generator seeded with ``seeds[k]``.
 
-        ``"torch"``, ``"he"``, ``"xavier"``: member k equals ``MLP(widths, init=..., seed=seeds[k])``
+        ``"torch"``, ``"he"``, ``"xavier"``: member k equals ``MLP(widths, init=...,
+        seed=seeds[k])``
         (``"torch"`` is the MLP's ``"default"``). ``"glorot"``: Keras' ``Dense`` default, weights
         ``U(-l, l)`` with ``l = sqrt(6 / (fan_in + fan_out))`` drawn layer by layer, zero biases.
 
@@ -407,7 +412,9 @@ class CNNStack:
         self.pooled = (side - kernel + 1) // 2
 
     def init(self, seeds, init: str = "torch") -> dict[str, torch.Tensor]:
-        """PyTorch's default weight bounds (``U(+-1/sqrt(fan_in))``), zero biases, one generator per seed."""
+        """PyTorch's default weight bounds (``U(+-1/sqrt(fan_in))``), zero biases, one generator per
+        seed.
+        """
         if init != "torch":
             raise ValueError(f"init must be 'torch' for a CNNStack, got {init!r}")
         seeds = _seed_list(seeds)
@@ -436,7 +443,8 @@ class CNNStack:
         N = x.shape[-2]
         if x.shape[-1] != s * s or x.ndim != (3 if per_member else 2):
             raise ValueError(
-                f"x must have shape {'(K, N, ' if per_member else '(N, '}{s * s}), got {tuple(x.shape)}"
+                f"x must have shape {'(K, N, ' if per_member else '(N, '}{s * s}), got "
+                f"{tuple(x.shape)}"
             )
         images = x.transpose(0, 1).reshape(N, K, s, s) if per_member else x.reshape(N, 1, s, s)
         weight = params["conv_weight"].reshape(K * F_, 1, self.kernel, self.kernel)

@@ -57,7 +57,7 @@ def mean_ci(values, confidence: float = 0.95) -> Estimate:
 
 
 def pearson_ci(x, y, confidence: float = 0.95) -> tuple[Estimate, float]:
-    """Pearson correlation of ``x`` and ``y`` with its Fisher-z interval, and the two-sided p-value."""
+    """Pearson correlation of ``x`` and ``y``, its Fisher-z interval and the two-sided p-value."""
     x, y = _finite_1d("x", x), _finite_1d("y", y)
     if x.size != y.size:
         raise ValueError(f"x and y must have equal lengths, got {x.size} and {y.size}")
@@ -129,7 +129,8 @@ def bootstrap_ci(
     bounds: tuple | None = None,
 ) -> Estimate:
     """``statistic(values)`` with a BCa bootstrap interval (``scipy.stats.bootstrap``), for
-    bounded or skewed statistics. ``bounds=(lo, hi)`` (either may be None: unbounded) checks the data lie within them (the
+    bounded or skewed statistics. ``bounds=(lo, hi)`` (either may be None: unbounded) checks the
+    data lie within them (the
     interval of a statistic of bounded data then stays within them too, as a percentile
     bootstrap of a mean does). Falls back to the percentile method where BCa is undefined
     (for example when every value is equal, the interval is the point)."""

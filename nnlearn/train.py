@@ -227,7 +227,8 @@ def per_sample_sgd(
     labels = np.asarray(labels)
     if not (len(X) == len(y) == len(labels)) or len(X) == 0:
         raise ValueError(
-            f"X, y and labels must be non-empty with equal lengths, got {len(X)}, {len(y)}, {len(labels)}"
+            f"X, y and labels must be non-empty with equal lengths, got {len(X)}, {len(y)}, "
+            f"{len(labels)}"
         )
     if not isinstance(groups, Mapping) or not groups:
         raise ValueError("groups must be a non-empty mapping of name -> labels")

@@ -195,7 +195,8 @@ def test_blame_the_bias_softplus_conserves(x):
 def test_lrp_without_bias_in_denominator_conserves_and_matches_by_hand(biased, x):
     res = att.relevance(biased, x, 2, "lrp", bias_in_denominator=False)
     assert att.max_relative_gap(res.input.sum(-1), att.target_output(biased, x, 2)) < 1e-10
-    # one hidden layer, by hand: R(x_i) = x_i sum_j W1_ji R(z_j) / s_j, R(z_j) = relu(z_j) W2_tj z_t / s_t
+    # one hidden layer, by hand: R(x_i) = x_i sum_j W1_ji R(z_j) / s_j, R(z_j) = relu(z_j) W2_tj z_t
+    # / s_t
     rng = np.random.default_rng(1)
     W1, c1, W2, c2 = (
         rng.normal(size=(4, 3)),

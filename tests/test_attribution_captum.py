@@ -36,7 +36,8 @@ captum_attr = pytest.importorskip("captum.attr")
 
 from nnlearn import attribution as att
 
-# captum announces its hooks and its automatic requires_grad with UserWarnings; they are expected here
+# captum announces its hooks and its automatic requires_grad with UserWarnings; they are expected
+# here
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:captum.*")
 
 
@@ -121,7 +122,9 @@ def test_lrp_epsilon_equals_lrp(net, eps):
 
 
 def test_lrp_delta_is_the_bias_relevance(net):
-    """captum's LRP convergence delta (output - summed relevance) is what blame-the-bias gives the biases."""
+    """captum's LRP convergence delta (output - summed relevance) is what blame-the-bias gives the
+    biases.
+    """
     model, chain, x, t = net
     for m in model:
         if isinstance(m, nn.Linear):
@@ -156,7 +159,7 @@ def test_deeplift_rescale_equals_baseline_variant(net, baseline_kind):
 
 
 def test_deeplift_differs_from_gradient_x_input_when_baseline_matters():
-    """Guard against a vacuous match: with biases and a zero baseline, DeepLIFT is not grad x input."""
+    """Against a vacuous match: with biases and a zero baseline, DeepLIFT is not grad x input."""
     model = make_mlp([7, 6, 3], bias=True, seed=0)
     chain = chain_of(model)
     x = torch.randn(16, 7, generator=torch.Generator().manual_seed(100), dtype=torch.float64)

@@ -92,6 +92,10 @@ def test_chapter_declares_and_records_claims(md):
         f"{md.name}: a chapter declares its claims (Claims(...), .declared()) and records them"
     )
     assert "nnlearn.results" not in text, f"{md.name}: still uses the retired nnlearn.results"
-    assert re.search(r"^#+ .*[Rr]ule changes", text, re.MULTILINE), f"{md.name}: no 'Rule changes' section"
-    assert re.search(r"^#+ .*[Rr]elated work", text, re.MULTILINE), f"{md.name}: no 'Related work' section"
+    assert re.search(r"^#+ .*[Rr]ule changes", text, re.MULTILINE), (
+        f"{md.name}: no 'Rule changes' section"
+    )
+    assert re.search(r"^#+ .*[Rr]elated work", text, re.MULTILINE), (
+        f"{md.name}: no 'Related work' section"
+    )
     assert "{cite" in text, f"{md.name}: cites nothing with {{cite}} roles"

@@ -5,7 +5,8 @@ configuration, into a temporary folder, opened and saved through jupytext's cont
 (what Jupyter Lab does), and compared byte for byte with the original. A page that fails is not
 in canonical jupytext form: ``python -m nnlearn.booktools canonical book/<slug>.md`` rewrites it
 (review the diff; captions written as YAML block scalars ``|`` become quoted strings, a blank line
-follows cell options such as ``:tags:``). Check one page with ``pytest tests/test_pairing.py -k <slug>``.
+follows cell options such as ``:tags:``). Check one page with ``pytest tests/test_pairing.py -k
+<slug>``.
 """
 
 import difflib
@@ -59,9 +60,10 @@ def test_saving_an_unchanged_page_is_a_no_op(md, tmp_path):
     before = md.read_text()
     after = _save_in_jupyter(md, tmp_path)
     assert after == before, (
-        f"book/{md.name} is not in canonical jupytext form: opening and saving it in Jupyter rewrites it. "
-        f"Run `.venv/bin/python -m nnlearn.booktools canonical book/{md.name}` and review the diff:\n"
-        + _diff(before, after)
+        f"book/{md.name} is not in canonical jupytext form: opening and saving it in Jupyter "
+        "rewrites it. "
+        f"Run `.venv/bin/python -m nnlearn.booktools canonical book/{md.name}` and review the "
+        "diff:\n" + _diff(before, after)
     )
 
 
@@ -88,7 +90,8 @@ def test_scorecard_keeps_forced_execution(tmp_path):
     scorecard = ROOT / "book" / "scorecard.md"
     meta = jupytext.read(scorecard).metadata
     assert meta.get("mystnb", {}).get("execution_mode") == "force", (
-        "book/scorecard.md lost `mystnb: execution_mode: force` from its header: the scorecard would be "
+        "book/scorecard.md lost `mystnb: execution_mode: force` from its header: the scorecard "
+        "would be "
         "served from the execution cache and show stale results"
     )
     saved = jupytext.reads(_save_in_jupyter(scorecard, tmp_path), fmt="md:myst").metadata
@@ -96,3 +99,17 @@ def test_scorecard_keeps_forced_execution(tmp_path):
         "a Jupyter save drops `mystnb: execution_mode: force` from book/scorecard.md: add "
         "`notebook_metadata_filter: mystnb` under `jupytext:` in its header"
     )
+
+
+def test_fill_execution_cache_skips_forced_and_plain_pages(tmp_path):
+    from nnlearn.booktools import fill_execution_cache
+
+    header = (ROOT / "book" / "scorecard.md").read_text()
+    assert "execution_mode: force" in header
+    (tmp_path / "forced.md").write_text(header)
+    (tmp_path / "plain.md").write_text("# A page without code\n")
+    cache = tmp_path / "cache"
+    pages = [tmp_path / "forced.md", tmp_path / "plain.md"]
+    assert fill_execution_cache(cache, pages, jobs=1) == []
+    with pytest.raises(ValueError, match="jobs"):
+        fill_execution_cache(cache, pages, jobs=0)

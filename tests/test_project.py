@@ -1,4 +1,6 @@
-"""Project-level checks: pins agree, chapter sources and baselines stay paired, baselines stay image-free."""
+"""Project-level checks: pins agree, chapter sources and baselines stay paired, baselines stay
+image-free.
+"""
 
 import json
 import re
@@ -62,7 +64,8 @@ def test_every_toc_page_exists_and_every_chapter_is_listed():
 def test_toc_slugs_reads_parts_and_sections(tmp_path):
     toc = tmp_path / "_toc.yml"
     toc.write_text(
-        "format: jb-book\nroot: book/intro\nparts:\n  - caption: A\n    chapters:\n      - file: book/a\n"
+        "format: jb-book\nroot: book/intro\nparts:\n  - caption: A\n    chapters:\n      - file: "
+        "book/a\n"
         "        sections:\n          - file: book/a-1\n      - url: https://example.org\n"
         "  - caption: B\n    chapters:\n      - file: book/b.md\n"
     )

@@ -50,7 +50,8 @@ class Chain:
             raise ValueError("weights must hold at least one matrix")
         if len(self.biases) != len(self.weights):
             raise ValueError(
-                f"biases: expected {len(self.weights)} entries (None for none), got {len(self.biases)}"
+                f"biases: expected {len(self.weights)} entries (None for none), got "
+                f"{len(self.biases)}"
             )
         if len(self.activations) != len(self.weights) - 1:
             raise ValueError(
@@ -71,12 +72,11 @@ class Chain:
             _check_tensor(f"weights[{i}]", w, 2)
             if i and w.shape[-1] != self.weights[i - 1].shape[-2]:
                 raise ValueError(
-                    f"weights[{i}] takes {w.shape[-1]} inputs but weights[{i - 1}] gives {self.weights[i - 1].shape[-2]}"
+                    f"weights[{i}] takes {w.shape[-1]} inputs but weights[{i - 1}] gives "
+                    f"{self.weights[i - 1].shape[-2]}"
                 )
             b = self.biases[i]
-            if b is not None and (
-                not isinstance(b, torch.Tensor) or b.shape[-1] != w.shape[-2]
-            ):
+            if b is not None and (not isinstance(b, torch.Tensor) or b.shape[-1] != w.shape[-2]):
                 raise ValueError(
                     f"biases[{i}] must be None or a Tensor with last dimension {w.shape[-2]}"
                 )
@@ -85,9 +85,7 @@ class Chain:
     def from_mlp(cls, model: MLP) -> Chain:
         """The chain of an :class:`nnlearn.models.MLP` (parameters shared, not copied)."""
         if not isinstance(model, MLP):
-            raise TypeError(
-                f"model must be an nnlearn.models.MLP, got {type(model).__name__}"
-            )
+            raise TypeError(f"model must be an nnlearn.models.MLP, got {type(model).__name__}")
         if model.out_act is not None:
             raise ValueError("model must output logits (output_activation=None)")
         return cls(
@@ -97,18 +95,14 @@ class Chain:
         )
 
     @classmethod
-    def from_params(
-        cls, params: Mapping[str, torch.Tensor], activations: Sequence[str]
-    ) -> Chain:
-        """From ``layers.{i}.weight`` / ``layers.{i}.bias`` tensors, e.g. ``Ensemble.params`` (K, ...)."""
+    def from_params(cls, params: Mapping[str, torch.Tensor], activations: Sequence[str]) -> Chain:
+        """From ``layers.{i}.weight`` / ``layers.{i}.bias`` tensors, e.g. ``Ensemble.params`` (K,
+        ...).
+        """
         if not isinstance(params, Mapping):
-            raise TypeError(
-                f"params must be a mapping name -> Tensor, got {type(params).__name__}"
-            )
+            raise TypeError(f"params must be a mapping name -> Tensor, got {type(params).__name__}")
         n = len(activations) + 1
-        missing = [
-            f"layers.{i}.weight" for i in range(n) if f"layers.{i}.weight" not in params
-        ]
+        missing = [f"layers.{i}.weight" for i in range(n) if f"layers.{i}.weight" not in params]
         if missing:
             raise ValueError(
                 f"params lacks {missing} (expected {n} layers for {len(activations)} activations)"
@@ -136,7 +130,9 @@ class Chain:
         return torch.cat([fn(pre[..., :-p]), pre[..., -p:]], -1)
 
     def activation(self, layer: int):
-        """Elementwise function of hidden layer ``layer`` (offset applied; identity on carried units)."""
+        """Elementwise function of hidden layer ``layer`` (offset applied; identity on carried
+        units).
+        """
         if self.passthrough[layer] == 0 and self.offsets[layer] == 0:
             return self.fns[layer]
         return lambda z: self.activate(layer, z)
@@ -154,9 +150,7 @@ class Chain:
         """
         x = _check_tensor("x", x)
         if x.shape[-1] != self.n_in:
-            raise ValueError(
-                f"x must have last dimension {self.n_in}, got shape {tuple(x.shape)}"
-            )
+            raise ValueError(f"x must have last dimension {self.n_in}, got shape {tuple(x.shape)}")
         inputs, pre, h = [], [], x
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             z = torch.matmul(h, w.transpose(-1, -2))
@@ -209,8 +203,7 @@ def random_chain(
     weights, biases = [], []
     for a, b in zip(widths[:-1], widths[1:]):
         weights.append(
-            torch.randn(n_members, b, a, generator=g, dtype=torch.float64)
-            * np.sqrt(2.0 / a)
+            torch.randn(n_members, b, a, generator=g, dtype=torch.float64) * np.sqrt(2.0 / a)
         )
         biases.append(
             torch.randn(n_members, b, generator=g, dtype=torch.float64) * bias_scale

@@ -65,9 +65,7 @@ class Method:
 METHODS = {
     "gradient": Method("gradient", "gradient", "gradient", "one", False),
     "gradient_x_input": Method("gradient x input", "gradient", "gradient", "one", True),
-    "deconvolution": Method(
-        "deconvolution (Zeiler & Fergus)", "gradient", "repeat", "one", False
-    ),
+    "deconvolution": Method("deconvolution (Zeiler & Fergus)", "gradient", "repeat", "one", False),
     "lrp": Method("LRP (epsilon rule)", "normalised", "ignore", "output", False),
     "lrp_q": Method("LRP rewritten in Q = R/a", "gradient", "slope", "one", True),
 }
@@ -170,9 +168,7 @@ def relevance(
                 if pre is None
                 else pre
             )
-            dropped = dropped + torch.where(
-                blip(z, eps) == 0, r, torch.zeros_like(r)
-            ).sum(-1)
+            dropped = dropped + torch.where(blip(z, eps) == 0, r, torch.zeros_like(r)).sum(-1)
         r = matmul_rule(tr.inputs[l], chain.weights[l], r, pre=pre, eps=eps)
         layers.append((f"a{l}", r))
         if l > 0:
@@ -225,9 +221,7 @@ def centre_activations(chain: Chain) -> Chain:
         raise TypeError(f"chain must be a Chain, got {type(chain).__name__}")
     dtype = chain.weights[0].dtype
     extra = [
-        float(
-            chain.activate(l, torch.zeros(chain.weights[l].shape[-2], dtype=dtype))[0]
-        )
+        float(chain.activate(l, torch.zeros(chain.weights[l].shape[-2], dtype=dtype))[0])
         if chain.weights[l].shape[-2] > chain.passthrough[l]
         else 0.0
         for l in range(len(chain.fns))
@@ -251,7 +245,8 @@ def blame_the_bias(chain: Chain, mode: str = "single") -> BiasFree:
 
     Activations with ``f(0) != 0`` are first centred (:func:`centre_activations`): their
     constant part counts as a bias. Every bias becomes the weight of a constant 1 that the
-    network carries, unchanged, to the layer that uses it. ``mode="each"`` gives every bias unit its own 1 (relevance per
+    network carries, unchanged, to the layer that uses it. ``mode="each"`` gives every bias unit its
+    own 1 (relevance per
     bias); ``mode="single"`` shares one 1 among all of them (one summed bias relevance).
 
     Parameters
@@ -267,9 +262,7 @@ def blame_the_bias(chain: Chain, mode: str = "single") -> BiasFree:
         raise TypeError(f"chain must be a Chain, got {type(chain).__name__}")
     check_choice("mode", mode, ("single", "each"))
     if any(p for p in chain.passthrough):
-        raise ValueError(
-            "chain already carries pass-through units; apply blame_the_bias once"
-        )
+        raise ValueError("chain already carries pass-through units; apply blame_the_bias once")
     chain = centre_activations(chain)
     w0 = chain.weights[0]
     lead, dtype = w0.shape[:-2], w0.dtype
@@ -312,9 +305,7 @@ def blame_the_bias(chain: Chain, mode: str = "single") -> BiasFree:
             )
             rows.append(top)
             if carry_out:
-                eye = torch.eye(carry_out, dtype=dtype).expand(
-                    *lead, carry_out, carry_out
-                )
+                eye = torch.eye(carry_out, dtype=dtype).expand(*lead, carry_out, carry_out)
                 rows.append(
                     torch.cat(
                         [torch.zeros(*lead, carry_out, n_in + n_out, dtype=dtype), eye],
@@ -323,9 +314,7 @@ def blame_the_bias(chain: Chain, mode: str = "single") -> BiasFree:
                 )
         new_w.append(torch.cat(rows, -2))
     passthrough = [carried[l + 1] for l in range(n_layers - 1)]
-    free = Chain(
-        new_w, [None] * n_layers, chain.activations, passthrough, chain.offsets
-    )
+    free = Chain(new_w, [None] * n_layers, chain.activations, passthrough, chain.offsets)
     if mode == "single":
         bias_layer = torch.tensor([-1])
     else:
@@ -364,9 +353,7 @@ def bias_blamed_relevance(
     """
     free = blame_the_bias(chain, mode)
     x = _check_tensor("x", x)
-    res = relevance(
-        free.chain, augment_with_ones(x, free.n_ones), target, method, eps=eps
-    )
+    res = relevance(free.chain, augment_with_ones(x, free.n_ones), target, method, eps=eps)
     return res.input[..., : x.shape[-1]], res.input[..., x.shape[-1] :]
 
 
@@ -418,9 +405,7 @@ def max_relative_gap(a: torch.Tensor, b: torch.Tensor) -> float:
     """``max |a - b| / max(max |b|, tiny)``: one number for "equal to float precision"."""
     a, b = _check_tensor("a", a, 0), _check_tensor("b", b, 0)
     if a.shape != b.shape:
-        raise ValueError(
-            f"a and b must have one shape, got {tuple(a.shape)} and {tuple(b.shape)}"
-        )
+        raise ValueError(f"a and b must have one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     scale = b.abs().max().clamp_min(torch.finfo(b.dtype).tiny)
     return float(((a - b).abs().max() / scale).detach())
 
@@ -437,11 +422,6 @@ def input_gradient(chain: Chain, x: torch.Tensor, target) -> torch.Tensor:
     x : Tensor (N, n_in) or (K, N, n_in); a shared x is expanded to the chain's member axes,
     so the result has shape (…, N, n_in), one gradient per member.
     """
-    x = (
-        _expand_to_members(chain, _check_tensor("x", x))
-        .detach()
-        .clone()
-        .requires_grad_(True)
-    )
+    x = _expand_to_members(chain, _check_tensor("x", x)).detach().clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(target_output(chain, x, target).sum(), x)
     return grad

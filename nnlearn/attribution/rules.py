@@ -19,16 +19,12 @@ def _check_tensor(name: str, value, min_ndim: int = 1) -> torch.Tensor:
             f"{name} must have at least {min_ndim} dimension(s), got shape {tuple(value.shape)}"
         )
     if not value.is_floating_point():
-        raise TypeError(
-            f"{name} must be a floating-point tensor, got dtype {value.dtype}"
-        )
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
     return value
 
 
 def _check_eps(eps) -> float:
-    if isinstance(eps, bool) or not isinstance(
-        eps, (int, float, np.integer, np.floating)
-    ):
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)):
         raise TypeError(f"eps must be a number >= 0, got {type(eps).__name__}")
     if not (eps >= 0 and np.isfinite(eps)):
         raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
@@ -62,11 +58,13 @@ def _check_matmul(a, weight, relevance_out):
     relevance_out = _check_tensor("relevance_out", relevance_out)
     if a.shape[-1] != weight.shape[-1]:
         raise ValueError(
-            f"a's last dimension ({a.shape[-1]}) must equal weight's in-dimension ({weight.shape[-1]})"
+            f"a's last dimension ({a.shape[-1]}) must equal weight's in-dimension "
+            f"({weight.shape[-1]})"
         )
     if relevance_out.shape[-1] != weight.shape[-2]:
         raise ValueError(
-            f"relevance_out's last dimension ({relevance_out.shape[-1]}) must equal weight's out-dimension ({weight.shape[-2]})"
+            f"relevance_out's last dimension ({relevance_out.shape[-1]}) must equal weight's "
+            f"out-dimension ({weight.shape[-2]})"
         )
     return a, weight, relevance_out
 
@@ -155,7 +153,8 @@ def _check_nonlin(pre, post, relevance_out):
     relevance_out = _check_tensor("relevance_out", relevance_out, 0)
     if not (pre.shape == post.shape == relevance_out.shape):
         raise ValueError(
-            f"pre, post and relevance_out must have one shape, got {tuple(pre.shape)}, {tuple(post.shape)}, {tuple(relevance_out.shape)}"
+            f"pre, post and relevance_out must have one shape, got {tuple(pre.shape)}, "
+            f"{tuple(post.shape)}, {tuple(relevance_out.shape)}"
         )
 
 

@@ -504,7 +504,8 @@ def incoming_weight_norms(params: dict, n_layers: int) -> list[torch.Tensor]:
 
 
 def uniform_random_task(n_samples: int = 100, n_features: int = 100, seed: int = 0):
-    """Inputs drawn uniformly from [0, 1) with uniformly random binary labels (the source's fake data).
+    """Inputs drawn uniformly from [0, 1) with uniformly random binary labels (the source's fake
+    data).
 
     Returns
     -------
@@ -556,7 +557,8 @@ def flip_curves(pattern, weight, bias, orders) -> torch.Tensor:
     U = pattern.shape[-1]
     if weight.shape[-1] != U or weight.shape[:-2] != pattern.shape[:-1]:
         raise ValueError(
-            f"weight must have shape (..., C, {U}) matching pattern {tuple(pattern.shape)}, got {tuple(weight.shape)}"
+            f"weight must have shape (..., C, {U}) matching pattern {tuple(pattern.shape)}, got "
+            f"{tuple(weight.shape)}"
         )
     if bias.shape != weight.shape[:-1]:
         raise ValueError(
@@ -623,7 +625,8 @@ def predicted_flip_fraction(pattern, weight, bias, level: float) -> np.ndarray:
     b = _as_array("bias", bias).astype(np.float64)
     if W.shape[-2:] != (2, h.shape[-1]) or W.shape[:-2] != h.shape[:-1]:
         raise ValueError(
-            f"weight must have shape (..., 2, {h.shape[-1]}) matching pattern {h.shape}, got {W.shape}"
+            f"weight must have shape (..., 2, {h.shape[-1]}) matching pattern {h.shape}, got "
+            f"{W.shape}"
         )
     if b.shape != W.shape[:-1]:
         raise ValueError(f"bias must have shape {W.shape[:-1]}, got {b.shape}")
@@ -673,7 +676,7 @@ def class_mean_difference(X, y, a: int, b: int) -> np.ndarray:
 
 
 def one_vs_rest_templates(X, y) -> np.ndarray:
-    """Each class's mean image minus the mean of the other classes' means: (C, P), classes sorted."""
+    """Each class's mean image minus the mean of the other classes' means: (C, P), by class."""
     X = _as_array("X", X, 2)
     y = _labels(y, X.shape[0])
     means = np.stack([X[y == c].mean(0) for c in np.unique(y)])
@@ -734,7 +737,9 @@ def _cosine_rows(rows: torch.Tensor, vec: torch.Tensor) -> torch.Tensor:
 
 
 def _lag_shares(change: torch.Tensor, lagged: torch.Tensor) -> torch.Tensor:
-    """Shares of lagged inputs in a change: change (K, out, in), lagged (K, L+1, in) -> (K, L+1, out)."""
+    """Shares of lagged inputs in a change: change (K, out, in), lagged (K, L+1, in) -> (K, L+1,
+    out).
+    """
     A = lagged.transpose(-1, -2).double()  # (K, in, L+1)
     coef = torch.linalg.lstsq(
         A, change.transpose(-1, -2).double(), driver="gelsd"
@@ -809,7 +814,9 @@ def per_example_sgd(
     lag_share = [torch.full((K, steps, max_lag + 1, w[0]), float("nan")) for w in shapes]
 
     class Record(engine.Callback):
-        """Each layer's input, its error dL/dz (the bias gradient, for one example) and weight change."""
+        """Each layer's input, its error dL/dz (the bias gradient, for one example) and weight
+        change.
+        """
 
         def before_step(self, state):
             t, p, h = state.step, state.params, state.x  # h: (K, 1, n_in)
@@ -1123,7 +1130,8 @@ def edge_scores(filters, bank=None) -> np.ndarray:
     return cos.max(-1)
 
 
-# --------------------------------------------------------------------------- claims-protocol helpers
+# --------------------------------------------------------------------------- claims-protocol
+# helpers
 
 
 def member_accuracy(ens: Ensemble, X, y, params: dict | None = None) -> np.ndarray:
@@ -1896,4 +1904,3 @@ def draft_rule_changes(
             "verdict": verdict(draft1_speed),
         },
     ]
-

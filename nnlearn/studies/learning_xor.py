@@ -21,7 +21,8 @@ removal     :func:`removal_accuracy` (many unit masks at once), :func:`split_pai
             :func:`merge_units` (drop one unit, add its outgoing weight to its twin).
 splicing    :func:`splice_xor_nets`, :func:`extract_xor_net` for the 4-6-3 network of three XORs.
 embedding   t-SNE, PCA and K-Means of runs as rows of a (K, P) array, and how they agree.
-drawing     :func:`draw_run`, :func:`run_cards` (static) and :func:`explorer` (ipywidgets, live only).
+drawing     :func:`draw_run`, :func:`run_cards` (static) and :func:`explorer` (ipywidgets, live
+only).
 """
 
 from __future__ import annotations
@@ -96,12 +97,14 @@ def _check_params(params, widths) -> torch.Tensor:
         params = torch.as_tensor(params)
     if not isinstance(params, torch.Tensor):
         raise TypeError(
-            f"params must be a torch.Tensor or numpy array of shape (K, P), got {type(params).__name__}"
+            "params must be a torch.Tensor or numpy array of shape (K, P), got "
+            f"{type(params).__name__}"
         )
     P = n_params(widths)
     if params.ndim != 2 or params.shape[1] != P or params.shape[0] < 1:
         raise ValueError(
-            f"params must have shape (K, {P}) with K >= 1 for widths {tuple(widths)}, got {tuple(params.shape)}"
+            f"params must have shape (K, {P}) with K >= 1 for widths {tuple(widths)}, got "
+            f"{tuple(params.shape)}"
         )
     if params.is_complex() or params.dtype == torch.bool:
         raise TypeError(f"params must hold real numbers, got dtype {params.dtype}")
@@ -116,7 +119,8 @@ def _check_X(X, n_in: int) -> torch.Tensor:
         X = torch.as_tensor(X)
     if not isinstance(X, torch.Tensor) or X.ndim != 2 or X.shape[1] != n_in or X.shape[0] < 1:
         raise ValueError(
-            f"X must be a tensor of shape (N, {n_in}) with N >= 1, got {getattr(X, 'shape', type(X).__name__)}"
+            f"X must be a tensor of shape (N, {n_in}) with N >= 1, got "
+            f"{getattr(X, 'shape', type(X).__name__)}"
         )
     X = X.float()
     if not torch.isfinite(X).all():
@@ -125,7 +129,9 @@ def _check_X(X, n_in: int) -> torch.Tensor:
 
 
 def unflatten(params, widths) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Split flat rows into ``(W1 (K, h, n_in), b1 (K, h), W2 (K, n_out, h), b2 (K, n_out))`` (views)."""
+    """Split flat rows into ``(W1 (K, h, n_in), b1 (K, h), W2 (K, n_out, h), b2 (K, n_out))``
+    (views).
+    """
     params = _check_params(params, widths)
     n, h, o = widths
     K, out, i = params.shape[0], [], 0
@@ -192,7 +198,8 @@ def perturb_params(params, radius: float, seed: int) -> torch.Tensor:
     """
     if not isinstance(params, torch.Tensor) or params.ndim != 2:
         raise ValueError(
-            f"params must be a tensor of shape (K, P), got {getattr(params, 'shape', type(params).__name__)}"
+            "params must be a tensor of shape (K, P), got "
+            f"{getattr(params, 'shape', type(params).__name__)}"
         )
     if (
         isinstance(radius, bool)
@@ -249,7 +256,8 @@ def _check_training_args(X, Y, widths, optimizer, lr, epochs):
     n, h, o = _check_widths(widths)
     if not isinstance(X, torch.Tensor) or X.ndim != 2 or X.shape[1] != n:
         raise ValueError(
-            f"X must be a float tensor of shape (N, {n}), got {getattr(X, 'shape', type(X).__name__)}"
+            f"X must be a float tensor of shape (N, {n}), got "
+            f"{getattr(X, 'shape', type(X).__name__)}"
         )
     if not torch.isfinite(X.float()).all():
         raise ValueError("X contains NaN or infinite values")
@@ -259,7 +267,8 @@ def _check_training_args(X, Y, widths, optimizer, lr, epochs):
         or not bool(((Y == 0) | (Y == 1)).all())
     ):
         raise ValueError(
-            f"Y must be a tensor of 0/1 targets of shape ({X.shape[0]}, {o}), got {getattr(Y, 'shape', type(Y).__name__)}"
+            f"Y must be a tensor of 0/1 targets of shape ({X.shape[0]}, {o}), got "
+            f"{getattr(Y, 'shape', type(Y).__name__)}"
         )
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
@@ -470,7 +479,8 @@ def forward(
     if masks is not None:
         if not isinstance(masks, torch.Tensor) or masks.shape[-1] != widths[1]:
             raise ValueError(
-                f"masks must be a tensor whose last dimension is h={widths[1]}, got {getattr(masks, 'shape', type(masks).__name__)}"
+                f"masks must be a tensor whose last dimension is h={widths[1]}, got "
+                f"{getattr(masks, 'shape', type(masks).__name__)}"
             )
         if ablation not in ABLATIONS:
             raise ValueError(f"ablation must be one of {ABLATIONS}, got {ablation!r}")
@@ -504,7 +514,8 @@ def _check_labels(y, n: int, n_out: int) -> torch.Tensor:
     ok = tuple(y.shape) == (n, n_out) or (n_out == 1 and tuple(y.shape) == (n,))
     if not ok:
         raise ValueError(
-            f"y must have shape ({n},) or ({n}, {n_out}), one target per input, got {tuple(y.shape)}"
+            f"y must have shape ({n},) or ({n}, {n_out}), one target per input, got "
+            f"{tuple(y.shape)}"
         )
     if not bool(((y == 0) | (y == 1)).all()):
         raise ValueError("y must hold 0/1 targets only")
@@ -544,7 +555,8 @@ def gate_name(code: int, n_inputs: int = 2) -> str:
         or not 0 <= code < 2 ** (2**n_inputs)
     ):
         raise ValueError(
-            f"code must be an int in 0..{2 ** (2**n_inputs) - 1} for {n_inputs} inputs, got {code!r}"
+            f"code must be an int in 0..{2 ** (2**n_inputs) - 1} for {n_inputs} inputs, got "
+            f"{code!r}"
         )
     if n_inputs == 2:
         return GATE_NAMES[int(code)]
@@ -588,7 +600,9 @@ def reachable_patterns(params, widths) -> np.ndarray:
 
 
 def gate_structure(params, widths) -> list[str]:
-    """One readable string per network: hidden gates, then output gate, e.g. ``"nand, nor -> a and not b"``."""
+    """One readable string per network: hidden gates, then output gate, e.g. ``"nand, nor -> a and
+    not b"``.
+    """
     hid, out = hidden_gates(params, widths), output_gates(params, widths)
     n, h, _ = widths
     return [
@@ -619,7 +633,7 @@ def canonical_order(params, widths) -> torch.Tensor:
 
 
 def canonical_structure(params, widths) -> list[str]:
-    """:func:`gate_structure` after :func:`canonical_order`: twins under a unit swap read the same."""
+    """:func:`gate_structure` after :func:`canonical_order`: twins under a swap read the same."""
     return gate_structure(canonical_order(params, widths), widths)
 
 
@@ -653,7 +667,8 @@ def removal_accuracy(params, widths, X, y, masks, ablation: str = "zero") -> np.
     ``ablation``: ``"zero"`` or ``"mean"`` (see :func:`forward`)."""
     if not isinstance(masks, torch.Tensor) or masks.ndim != 4 or masks.shape[1:3] != (1, 1):
         raise ValueError(
-            f"masks must have shape (M, 1, 1, h), got {getattr(masks, 'shape', type(masks).__name__)}"
+            "masks must have shape (M, 1, 1, h), got "
+            f"{getattr(masks, 'shape', type(masks).__name__)}"
         )
     return accuracy(params, widths, X, y, masks, ablation)
 
@@ -689,7 +704,8 @@ def split_pairs(params, widths, *, tol: float = 0.5) -> list[list[tuple[int, int
 def merge_units(
     params, widths, k: int, drop: int, keep: int, *, factor: float | None = None
 ) -> torch.Tensor:
-    """Network ``k`` with hidden unit ``drop`` removed and unit ``keep``'s outgoing weights rescaled.
+    """Network ``k`` with hidden unit ``drop`` removed and unit ``keep``'s outgoing weights
+    rescaled.
 
     With ``factor=None`` unit ``keep`` takes over ``drop``'s outgoing weight (``w_keep +=
     w_drop``); a number multiplies ``w_keep`` by it instead (e.g. 2 doubles it). The dropped
@@ -718,7 +734,8 @@ def merge_units(
 
 
 def smallest_sufficient_subset(params, widths, X, y, ablation: str = "zero") -> np.ndarray:
-    """Per network, the fewest hidden units that still classify every example when all others are off.
+    """Per network, the fewest hidden units that still classify every example when all others are
+    off.
 
     Every subset of every size is tried, each size as one batch of masks (so keep h small).
 
@@ -818,7 +835,9 @@ def three_xor_data(layout: str = "chain") -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def activation_matrix(params, widths, X) -> np.ndarray:
-    """Every unit's activation on every input: hidden sigmoids then output sigmoids, (K, N, h + n_out)."""
+    """Every unit's activation on every input: hidden sigmoids then output sigmoids, (K, N, h +
+    n_out).
+    """
     hidden, logits = forward(params, widths, X)
     return torch.cat([hidden, torch.sigmoid(logits)], -1).detach().numpy()
 
@@ -838,7 +857,8 @@ def _check_acts(acts) -> np.ndarray:
 
 
 def within_module_fit(acts: np.ndarray) -> np.ndarray:
-    """How well each output of a spliced 4-6-3 net is a *linear* function of its own two hidden units.
+    """How well each output of a spliced 4-6-3 net is a *linear* function of its own two hidden
+    units.
 
     Parameters
     ----------
@@ -861,7 +881,8 @@ def within_module_fit(acts: np.ndarray) -> np.ndarray:
 
 
 def block_null_vectors(acts: np.ndarray) -> np.ndarray:
-    """The three within-block linear relations of a spliced 4-6-3 net, as unit vectors over the 9 units.
+    """The three within-block linear relations of a spliced 4-6-3 net, as unit vectors over the 9
+    units.
 
     For block m the least-squares fit ``out_m ~ c0 h_2m + c1 h_2m+1 + const`` gives the vector
     with ``-c0, -c1`` on the block's hidden units and 1 on its output (zero elsewhere); when the
@@ -885,11 +906,13 @@ def block_null_vectors(acts: np.ndarray) -> np.ndarray:
 
 
 def count_before_largest_gap(values) -> np.ndarray:
-    """Number of values above the largest ratio between consecutive sorted values (a threshold-free "large").
+    """Number of values above the largest ratio between consecutive sorted values (a threshold-free
+    "large").
 
     Parameters
     ----------
-    values : (..., R) positive values sorted in decreasing order along the last axis (e.g. singular values)
+    values : (..., R) positive values sorted in decreasing order along the last axis (e.g. singular
+    values)
 
     Returns
     -------
@@ -900,7 +923,8 @@ def count_before_largest_gap(values) -> np.ndarray:
         raise ValueError("values contains NaN or infinite values")
     if v.ndim < 1 or v.shape[-1] < 2 or (v <= 0).any() or (np.diff(v, axis=-1) > 0).any():
         raise ValueError(
-            f"values must be positive, sorted decreasingly, with at least 2 along the last axis, got shape {v.shape}"
+            "values must be positive, sorted decreasingly, with at least 2 along the last axis, "
+            f"got shape {v.shape}"
         )
     return np.argmax(-np.diff(np.log(v), axis=-1), axis=-1) + 1
 
@@ -1014,7 +1038,9 @@ def best_k(points, k_range=range(2, 9), *, seed: int) -> tuple[int, dict[int, fl
 
 
 def cluster_agreement(labels_a, labels_b) -> float:
-    """Adjusted Rand index of two labelings of the same rows (1 = identical partitions, ~0 = chance)."""
+    """Adjusted Rand index of two labelings of the same rows (1 = identical partitions, ~0 =
+    chance).
+    """
     a, b = np.asarray(labels_a).ravel(), np.asarray(labels_b).ravel()
     if a.size != b.size or a.size < 2:
         raise ValueError(
@@ -1039,7 +1065,9 @@ def cluster_purity(clusters, labels) -> float:
 
 
 def neighbourhood_kept(points, embedding, n_neighbors: int = 5) -> float:
-    """Trustworthiness of an embedding in [0, 1]: are its near neighbours near in the original space?"""
+    """Trustworthiness of an embedding in [0, 1]: are its near neighbours near in the original
+    space?
+    """
     a, e = _points("points", points), _points("embedding", embedding)
     if len(a) != len(e):
         raise ValueError(f"points and embedding must have the same rows, got {len(a)} and {len(e)}")
@@ -1162,7 +1190,7 @@ def run_cards(params, widths, runs, *, titles=None, ncols: int = 4, size: float 
 
 
 def explorer(params, widths, acc=None):
-    """ipywidgets browser: pick a run, see its decision boundary and gate table (live Jupyter only)."""
+    """ipywidgets browser: pick a run, see its decision boundary and gates (live Jupyter only)."""
     import ipywidgets as widgets
     from IPython.display import display
 
@@ -1307,7 +1335,8 @@ def train_mse_nets(
     params, widths, X, Y, *, optimizer: str = "adam", lr: float = 0.01, epochs: int = 1000
 ) -> torch.Tensor:
     """Full-batch training of K networks on the *squared error* of their sigmoid outputs
-    (hand-written gradients, one batched computation), for the loss-choice reading of the source's setup.
+    (hand-written gradients, one batched computation), for the loss-choice reading of the source's
+    setup.
 
     Returns
     -------
@@ -1599,7 +1628,7 @@ def covariance_spectrum(big, layout: str = "chain") -> dict:
 
 # --------------------------------------------------------------------------- the chapter's claims
 def declare_claims(C) -> None:
-    """Declare every claim of the learning-xor chapter on the :class:`nnlearn.claims.Claims` ``C``."""
+    """Declare every claim of the learning-xor chapter on the claims object ``C``."""
     from nnlearn.claims import R
 
     d = C.declare

@@ -75,7 +75,8 @@ def _check_params(params) -> dict:
     missing = [n for n in PARAM_NAMES if n not in params]
     if missing:
         raise ValueError(
-            f"params: missing {missing}; expected a one-hidden-layer MLP with biases ({PARAM_NAMES})"
+            f"params: missing {missing}; expected a one-hidden-layer MLP with biases "
+            f"({PARAM_NAMES})"
         )
     w1, b1, w2, b2 = (params[n] for n in PARAM_NAMES)
     for n in PARAM_NAMES:
@@ -92,7 +93,7 @@ def _check_params(params) -> dict:
 
 
 def stacked_params(model) -> dict:
-    """A single :class:`~nnlearn.models.MLP` (or an Ensemble) as stacked params (K, ...), detached."""
+    """One :class:`~nnlearn.models.MLP` (or an Ensemble) as stacked params (K, ...), detached."""
     if isinstance(model, Ensemble):
         return {n: t.detach() for n, t in model.params.items()}
     if isinstance(model, MLP):
@@ -283,11 +284,13 @@ def node_contributions(params, X) -> tuple[torch.Tensor, torch.Tensor]:
     X = torch.as_tensor(_finite_array("X", X), dtype=torch.float32)
     if X.ndim not in (2, 3) or X.shape[-1] != p["layers.0.weight"].shape[-1]:
         raise ValueError(
-            f"X must have shape (N, {p['layers.0.weight'].shape[-1]}) or (K, N, n_in), got {tuple(X.shape)}"
+            f"X must have shape (N, {p['layers.0.weight'].shape[-1]}) or (K, N, n_in), got "
+            f"{tuple(X.shape)}"
         )
     if X.ndim == 3 and X.shape[0] != p["layers.0.weight"].shape[0]:
         raise ValueError(
-            f"X: one test set per network needs {p['layers.0.weight'].shape[0]} sets, got {X.shape[0]}"
+            f"X: one test set per network needs {p['layers.0.weight'].shape[0]} sets, got "
+            f"{X.shape[0]}"
         )
     h = torch.relu(
         torch.matmul(X, p["layers.0.weight"].transpose(1, 2)) + p["layers.0.bias"][:, None, :]
@@ -418,7 +421,7 @@ def fixed_width_kde(values, width: float, points) -> np.ndarray:
 
 
 def normality_check(values) -> dict:
-    """Skewness, excess kurtosis and the D'Agostino-Pearson normality test of ``values`` (n >= 20)."""
+    """Skewness, excess kurtosis and D'Agostino-Pearson normality test of ``values`` (n >= 20)."""
     v = _finite_array("values", values, min_size=20).ravel()
     if np.ptp(v) == 0:
         raise ValueError("values must not all be equal")
@@ -430,7 +433,8 @@ def normality_check(values) -> dict:
 
 
 def boxcox_lambda(values, confidence: float = 0.95) -> tuple[float, float, float]:
-    """Maximum-likelihood Box-Cox exponent of positive ``values`` with its profile-likelihood interval.
+    """Maximum-likelihood Box-Cox exponent of positive ``values`` with its profile-likelihood
+    interval.
 
     ``lambda = 0`` means the logarithm is the power transform that makes ``values`` most normal;
     1 means no transform. values : (n,) positive, n >= 20 -> (lambda, lo, hi)
@@ -439,7 +443,8 @@ def boxcox_lambda(values, confidence: float = 0.95) -> tuple[float, float, float
     _probability("confidence", confidence)
     if not (v > 0).all() or np.ptp(v) == 0:
         raise ValueError(
-            f"values must hold at least 20 positive finite numbers, got {v.size} values, min {v.min() if v.size else None}"
+            f"values must hold at least 20 positive finite numbers, got {v.size} values, min "
+            f"{v.min() if v.size else None}"
         )
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
@@ -486,7 +491,8 @@ def half_network_deviation(contrib, masks) -> np.ndarray:
     m = torch.as_tensor(_finite_array("masks", masks), dtype=torch.float32)
     if c.ndim != 2 or m.ndim != 2 or m.shape[1] != c.shape[1]:
         raise ValueError(
-            f"contrib must be (N, H) and masks (M, H) with equal H, got {tuple(c.shape)}, {tuple(m.shape)}"
+            f"contrib must be (N, H) and masks (M, H) with equal H, got {tuple(c.shape)}, "
+            f"{tuple(m.shape)}"
         )
     with torch.no_grad():
         dev = (m - 0.5) @ c.T
@@ -497,7 +503,8 @@ def direction_imbalance(params, masks) -> np.ndarray:
     """A coarse "are the kept nodes balanced around the circle?" score, per network and mask.
 
     Node ``j`` pushes towards "outside" along its input-weight vector ``w_j`` with strength
-    ``V[1, j] - V[0, j]``; the score is ``|| sum_j (m_j - 1/2) (V[1, j] - V[0, j]) w_j ||``, which is
+    ``V[1, j] - V[0, j]``; the score is ``|| sum_j (m_j - 1/2) (V[1, j] - V[0, j]) w_j ||``, which
+    is
     the same for a mask and its complement.
 
     params : stacked params of K two-class networks; masks : (M, H) -> np.ndarray (K, M)
@@ -661,7 +668,8 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
     for i, row in enumerate(cells):
         if len(row) != len(header):
             raise ValueError(
-                f"rows: row {i} has {len(row)} cells, expected {len(header)} (one per header column)"
+                f"rows: row {i} has {len(row)} cells, expected {len(header)} (one per header "
+                "column)"
             )
     widths = [max(len(r[j]) for r in [header, *cells]) for j in range(len(header))]
     fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))
@@ -841,13 +849,15 @@ def fit_spectrum(train_masks, train_values, test_masks, test_values) -> dict:
         or vm.shape[0] != sv.shape[0]
     ):
         raise ValueError(
-            "shapes must be train_masks (M, H), train_values (K, M), test_masks (M', H), test_values "
+            "shapes must be train_masks (M, H), train_values (K, M), test_masks (M', H), "
+            "test_values "
             f"(K, M'); got {tm.shape}, {vm.shape}, {sm.shape}, {sv.shape}"
         )
     n_feat = H + H * (H - 1) // 2
     if tm.shape[0] <= 2 * n_feat:
         raise ValueError(
-            f"train_masks: need more than {2 * n_feat} masks for {n_feat} features, got {tm.shape[0]}"
+            f"train_masks: need more than {2 * n_feat} masks for {n_feat} features, got "
+            f"{tm.shape[0]}"
         )
     design = np.column_stack([np.ones(len(tm)), walsh_features(tm)])
     coef, *_ = np.linalg.lstsq(design, vm.T, rcond=None)  # (1 + F, K)

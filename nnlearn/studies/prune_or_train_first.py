@@ -195,7 +195,8 @@ def _check_logits(logits, y) -> None:
         raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
     if logits.ndim != 3 or y.ndim != 1 or logits.shape[1] != len(y) or len(y) == 0:
         raise ValueError(
-            f"logits must be (K, N, C) and y (N,) with N >= 1, got {tuple(logits.shape)} and {tuple(y.shape)}"
+            f"logits must be (K, N, C) and y (N,) with N >= 1, got {tuple(logits.shape)} and "
+            f"{tuple(y.shape)}"
         )
     if not logits.is_floating_point() or not torch.isfinite(logits).all():
         raise ValueError("logits must be finite floats (got NaN, inf or an integer tensor)")
@@ -220,7 +221,9 @@ def member_accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- choosing nodes
 def keep_from_indices(indices: Sequence[int], width: int) -> torch.Tensor:
-    """A (width,) bool mask keeping exactly ``indices``; rejects empty, repeated or out-of-range indices."""
+    """A (width,) bool mask keeping exactly ``indices``; rejects empty, repeated or out-of-range
+    indices.
+    """
     if isinstance(width, bool) or not isinstance(width, int) or width < 1:
         raise ValueError(f"width must be a positive int, got {width!r}")
     if isinstance(indices, (str, bytes)) or not isinstance(
@@ -308,7 +311,8 @@ def activation_std(params, X) -> list:
 # ----------------------------------------------------------------------------- pruning
 @torch.no_grad()
 def prune_stacked(params, X, keep, *, masks=None):
-    """Prune K stacked networks: mask removed nodes and fold their mean activation into the next bias.
+    """Prune K stacked networks: mask removed nodes and fold their mean activation into the next
+    bias.
 
     Hidden layers are pruned in order; the means of layer ``l`` are taken over ``X`` in the
     network whose earlier layers are already pruned (the network as it is at that moment).
@@ -437,7 +441,8 @@ def block(params, name: str, keep_rows: torch.Tensor, keep_cols: torch.Tensor) -
     W = params[name].detach()
     if keep_rows.shape != W.shape[:2] or keep_cols.shape != (W.shape[0], W.shape[2]):
         raise ValueError(
-            f"keep_rows/keep_cols must have shapes {tuple(W.shape[:2])} and {(W.shape[0], W.shape[2])}"
+            f"keep_rows/keep_cols must have shapes {tuple(W.shape[:2])} and "
+            f"{(W.shape[0], W.shape[2])}"
         )
     nr, nc = keep_rows.sum(1), keep_cols.sum(1)
     if (nr != nr[0]).any() or (nc != nc[0]).any():
@@ -457,7 +462,8 @@ def never_updated(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
     """Entries bit-for-bit unchanged between two parameter tensors of equal shape (bool)."""
     if before.shape != after.shape:
         raise ValueError(
-            f"before and after must have equal shapes, got {tuple(before.shape)} and {tuple(after.shape)}"
+            f"before and after must have equal shapes, got {tuple(before.shape)} and "
+            f"{tuple(after.shape)}"
         )
     return before == after
 
@@ -536,7 +542,8 @@ def train_adam(
     snapshot_every : keep a copy of the parameters every this many steps (optional)
     snapshot_members : which members to keep in snapshots (default: all)
     track_grad : if True, record for every parameter entry the largest absolute gradient it ever
-        received (``TrainResult.grad_max``); an entry whose gradient was always 0 cannot move under Adam
+        received (``TrainResult.grad_max``); an entry whose gradient was always 0 cannot move under
+        Adam
     """
     _check_params(params)
     X = _check_X(X, params["layers.0.weight"].shape[-1])
@@ -548,7 +555,8 @@ def train_adam(
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     if snapshot_every is not None and (not isinstance(snapshot_every, int) or snapshot_every < 1):
         raise ValueError(f"snapshot_every must be a positive int or None, got {snapshot_every!r}")
-    # the core engine: full batch, one step per "epoch", snapshots and gradient tracking as callbacks
+    # the core engine: full batch, one step per "epoch", snapshots and gradient tracking as
+    # callbacks
     L = _check_params(params)
     widths = [params["layers.0.weight"].shape[2]] + [
         params[f"layers.{i}.weight"].shape[1] for i in range(L)
@@ -747,7 +755,8 @@ def plane_disagreement(params_a, params_b, points, masks_a=None, masks_b=None) -
     pb = stacked_forward(params_b, points, masks_b)[1].argmax(-1)
     if pa.shape != pb.shape:
         raise ValueError(
-            f"params_a and params_b must stack the same number of members, got {pa.shape[0]} and {pb.shape[0]}"
+            f"params_a and params_b must stack the same number of members, got {pa.shape[0]} and "
+            f"{pb.shape[0]}"
         )
     return (pa != pb).double().mean(1).numpy()
 

@@ -3,7 +3,8 @@
 Every page listed in ``_toc.yml`` must load, show its figures as real ``<img>`` elements backed
 by non-empty PNG files, and show no error output, traceback or stderr stream. Pages with
 formulas must show them typeset by the MathJax copy shipped in ``_static`` (no raw TeX). The
-browser is offline: every request that does not go to the local test server is aborted. Where chromium is
+browser is offline: every request that does not go to the local test server is aborted. Where
+chromium is
 not installed the check is skipped with instructions, except in CI (``CI=true``), where a
 missing browser fails.
 """
@@ -31,7 +32,8 @@ def _prose(md):  # the source without code blocks and inline code
     return re.sub(r"`[^`\n]*`", "", re.sub(r"```.*?```", "", md.read_text(), flags=re.DOTALL))
 
 
-# Pages whose source has display or inline math ($...$, $$...$$, {math}): they must show typeset math.
+# Pages whose source has display or inline math ($...$, $$...$$, {math}): they must show typeset
+# math.
 MATH_PAGES = [p for p in PAGES if re.search(r"\$[^$\n]+\$|\{math\}", _prose(ROOT / f"{p}.md"))]
 FLAGS = [
     "--headless",
@@ -134,7 +136,8 @@ def test_math_is_typeset_offline(server, page, name):
         )
     except Exception:
         pytest.fail(
-            f"{name}: MathJax did not start offline (requests blocked: {page.external_requests[:5]})",
+            f"{name}: MathJax did not start offline (requests blocked: "
+            f"{page.external_requests[:5]})",
             pytrace=False,
         )
     page.evaluate("() => MathJax.startup.promise")
@@ -142,7 +145,8 @@ def test_math_is_typeset_offline(server, page, name):
     assert not mathjax, f"{name}: MathJax was requested from the network: {mathjax}"
     counts = page.evaluate("""() => {
         const math = [...document.querySelectorAll('main .math')];
-        return {math: math.length, typeset: math.filter(e => e.querySelector('mjx-container')).length,
+        return {math: math.length,
+                typeset: math.filter(e => e.querySelector('mjx-container')).length,
                 containers: document.querySelectorAll('main mjx-container').length,
                 errors: document.querySelectorAll('main mjx-merror').length};
     }""")
@@ -151,7 +155,8 @@ def test_math_is_typeset_offline(server, page, name):
     assert counts["errors"] == 0, f"{name}: MathJax reports {counts['errors']} TeX errors"
     prose = page.evaluate("""() => {
         const main = document.querySelector('main').cloneNode(true);
-        main.querySelectorAll('pre, code, mjx-container, mjx-assistive-mml, script, style').forEach(e => e.remove());
+        main.querySelectorAll('pre, code, mjx-container, mjx-assistive-mml, script, style')
+            .forEach(e => e.remove());
         return main.textContent;
     }""")
     raw = [m for m in ("$$", "\\(", "\\)", "\\[", "\\]", "\\begin{", "\\frac") if m in prose]

@@ -112,6 +112,78 @@ def test_cue_helpers():
     )
 
 
+def test_spread_cue_lies_on_a_grid_over_the_digit_and_hides_under_ink():
+    grid = bb.spread_cue_mask()
+    assert grid.shape == (784,) and int(grid.sum()) == 196
+    g2 = grid.reshape(28, 28)
+    assert g2[::2, ::2].all() and not g2[1::2].any() and not g2[:, 1::2].any()
+    assert g2[4:24, 4:24].sum() == 100  # a quarter of the digit's 20 x 20 box
+    pats = bb.spread_cue_patterns(seed=3)
+    assert pats.shape == (10, 784)
+    assert pats.unique().numel() == 2 and torch.isclose(pats.max(), torch.tensor(0.3))
+    assert not pats[:, ~grid].any()  # only on the grid
+    lit = (pats > 0).sum(1)
+    assert ((lit > 60) & (lit < 136)).all()  # about half of the 196 grid pixels each
+    assert all(not torch.equal(pats[i], pats[j]) for i in range(10) for j in range(i))
+    assert torch.equal(pats, bb.spread_cue_patterns(seed=3))
+    assert not torch.equal(pats, bb.spread_cue_patterns(seed=4))
+    X = torch.zeros(2, 784)
+    on = torch.nonzero(pats[5] > 0)[0, 0]
+    X[0, on] = 1.0  # ink on a cue pixel
+    cued = bb.add_cue(X, torch.tensor([5, 5]), pats)
+    assert cued[0, on] == 1.0 and cued[1, on] == pytest.approx(0.3)
+    assert torch.equal(cued[1], pats[5])
+    with pytest.raises(ValueError, match="step"):
+        bb.spread_cue_mask(side=28, step=28)
+    with pytest.raises(ValueError, match="intensity"):
+        bb.spread_cue_patterns(intensity=1.5)
+
+
+def test_spread_cue_penalty_moves_relevance_off_the_grid():
+    from nnlearn.ensemble import Ensemble
+
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.rand(200, 784, generator=g) * 0.1, torch.randint(0, 10, (200,), generator=g)
+    pats, grid = bb.spread_cue_patterns(seed=3), bb.spread_cue_mask()
+    ens = Ensemble([MLP([784, 16, 10], seed=s) for s in (0, 0)])
+    run = bb.train_with_relevance_penalty(
+        ens.params,
+        ["relu"],
+        X,
+        y,
+        cue_on=torch.tensor([True, True]),
+        penalty=torch.tensor([0.0, 50.0]),
+        outside=grid,
+        patterns=pats,
+        epochs=3,
+        batch_size=50,
+    )
+    assert run.share[-1, 1] < 0.5 * run.share[-1, 0]
+    # the unpenalised net learnt the (random-label) training set through the spread cue
+    chain = att.Chain.from_params({k: v.detach() for k, v in ens.params.items()}, ["relu"])
+    ev = bb.cue_evaluation(
+        chain, X, y, bb.add_cue(X, y, pats), y, (1, 2), patterns=pats, outside=grid
+    )
+    assert ev["reliance"][0, 0] > 0.3
+    default = bb.cue_evaluation(chain, X, y, bb.add_cue(X, y, pats), y, (1, 2))
+    assert not np.allclose(default["share"], ev["share"])
+    with pytest.raises(ValueError, match="patterns"):
+        bb.train_with_relevance_penalty(
+            ens.params,
+            ["relu"],
+            X,
+            y,
+            cue_on=torch.tensor([True, True]),
+            penalty=torch.tensor([0.0, 1.0]),
+            outside=grid,
+            patterns=pats[:5],
+            epochs=1,
+            batch_size=50,
+        )
+    with pytest.raises(ValueError, match="patterns"):
+        bb.cue_evaluation(chain, X, y, X, y, (1, 2), patterns=pats[:, :100])
+
+
 def test_train_with_relevance_penalty_reduces_share():
     g = torch.Generator().manual_seed(0)
     X, y = torch.rand(200, 784, generator=g) * 0.1, torch.randint(0, 10, (200,), generator=g)

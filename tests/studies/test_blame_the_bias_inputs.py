@@ -61,6 +61,11 @@ VALID = {  # name: (function, valid keyword arguments)
     "blowup_by_share": (bb.blowup_by_share, dict(share=SHARE, ratio=SHARE + 1)),
     "cue_patterns": (bb.cue_patterns, dict(n_classes=10, side=28, size=2)),
     "cue_mask": (bb.cue_mask, dict(side=28, rows=4)),
+    "spread_cue_mask": (bb.spread_cue_mask, dict(side=28, step=2)),
+    "spread_cue_patterns": (
+        bb.spread_cue_patterns,
+        dict(n_classes=10, side=28, step=2, intensity=0.3, seed=0),
+    ),
     "add_cue": (bb.add_cue, dict(X=torch.zeros(3, 784), cue_class=torch.tensor([0, 9, -1]))),
     "outside_share": (
         bb.outside_share,
@@ -175,6 +180,8 @@ SIZE_ARGS = {
     "max_constant_cases": ["n_points"],
     "cue_patterns": ["side", "size"],
     "cue_mask": ["side", "rows"],
+    "spread_cue_mask": ["side", "step"],
+    "spread_cue_patterns": ["side", "step"],
     "max_constructions": ["n_pairs"],
     "duplicate_argument": ["n_points"],
     "train_with_relevance_penalty": ["epochs", "batch_size"],
@@ -189,9 +196,11 @@ POSITIVE_ARGS = {
     "reference_relevance": ["eps"],
     "start_sensitivity": ["eps"],
     "train_maxout": ["lr"],
+    "spread_cue_patterns": ["intensity"],
 }
 SEED_ARGS = [
     "train_maxout",
+    "spread_cue_patterns",
     "rewrite_checks",
     "scaling_equivalence",
     "max_constant_agreement",
@@ -219,6 +228,7 @@ INDEX_ARGS = {  # name: [(argument, first invalid value above the range)]
     "bias_gradient_times_bias": [("target", 3)],
     "paired_alignment": [("base", 3), ("cond", 3)],
     "cue_patterns": [("n_classes", 11)],
+    "spread_cue_patterns": [("n_classes", 11)],
     "maxout_relevance": [("target", 3)],
 }
 SEQ_ARGS = {

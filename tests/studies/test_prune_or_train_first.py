@@ -1,4 +1,6 @@
-"""Tests for nnlearn.studies.prune_or_train_first: bias-corrected node removal, its bound, and the Adam helpers."""
+"""Tests for nnlearn.studies.prune_or_train_first: bias-corrected node removal, its bound, and the
+Adam helpers.
+"""
 
 import math
 
